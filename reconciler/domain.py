@@ -1,0 +1,119 @@
+"""The provider-agnostic values that flow between loader, planner, adapters and state.
+
+Plain frozen dataclasses with slots: they are built by the hundred thousand,
+so they carry no validation of their own (the loader validates once).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One provider instance plus its scope, e.g. ``kaleyra/sms``."""
+
+    name: str  # PROVIDER/SCOPE-VALUE
+    provider: str  # instance name from providers.yaml
+    type: str  # provider type (ozonetel, wooxy, ...)
+    scope: tuple[tuple[str, str], ...] = ()  # e.g. (("group", "fraud-callers"),)
+    exclusive: bool = False  # mode: exclusive -> owns the whole scope
+
+    def scope_dict(self) -> dict[str, str]:
+        return dict(self.scope)
+
+    def scope_value(self, key: str) -> str:
+        return dict(self.scope)[key]
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredEntry:
+    """A number declared for a target, after merging all lists."""
+
+    number: str  # E.164
+    reason: str | None = None
+    expires: datetime | None = None  # aware, UTC
+    attrs: tuple[tuple[str, str], ...] = ()  # provider-visible attributes, e.g. reject_type
+    source: str = ""  # "blocklists/fraud.yaml:12"
+    list_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LiveEntry:
+    """A number as a provider reports it, normalised to E.164."""
+
+    number: str  # E.164
+    raw: str = ""  # as the provider wrote it
+    attrs: tuple[tuple[str, str], ...] = ()  # e.g. (("reject_type", "unsubscribe"),)
+    provider_id: str | None = None  # e.g. LOX24 phone id, needed to remove
+    opt_out: bool = False  # added by the provider / its users (STOP): never removed
+
+
+@dataclass(frozen=True, slots=True)
+class ManagedEntry:
+    """What state remembers of a number this tool put there."""
+
+    number: str
+    expires: datetime | None = None
+    reason: str | None = None
+    attrs: tuple[tuple[str, str], ...] = ()
+    provider_id: str | None = None
+    source: str = ""
+
+
+OpKind = Literal["add", "remove"]
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """One write to carry out on a provider: an add or a remove of one number."""
+
+    kind: OpKind
+    number: str  # E.164
+    expires: datetime | None = None
+    attrs: tuple[tuple[str, str], ...] = ()
+    provider_id: str | None = None  # for removes by id
+    reason: str | None = None
+    source: str = ""
+
+
+OutcomeStatus = Literal["done", "already", "failed", "retryable"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The result of one Op. ``already`` (already blocked / not there) counts as done."""
+
+    op: Op
+    status: OutcomeStatus
+    reason: str | None = None  # the provider's own words on failure
+    provider_id: str | None = None  # id the provider gave on add (LOX24)
+    retry_after: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("done", "already")
+
+
+@dataclass(slots=True)
+class Batch:
+    """Ops sent together in one request (or one logical call for one-per-call APIs).
+
+    Batches with a lower ``phase`` of a target run to completion before higher ones
+    (e.g. removes before adds, Ozonetel's create-group before its updates).
+    ``fields`` carries request-level values the ops share (e.g. one expiry).
+    """
+
+    ops: list[Op]
+    phase: int = 0
+    fields: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """What one batch did: per-op outcomes, and target metadata to remember (group id)."""
+
+    outcomes: list[Outcome]
+    target_meta: dict[str, str] | None = None
