@@ -1,0 +1,215 @@
+"""The small base every provider adapter fills in.
+
+An adapter declares its capabilities and implements three verbs:
+``refresh`` (read a target's live entries), ``batches`` (group writes into
+provider-sized requests; pure) and ``send`` (carry out one batch). Retries,
+concurrency, progress and state recording are the executor's business, not
+the adapter's: ``send`` sends each request once and raises
+``RetryableError``/``AuthError`` for the executor to act on.
+
+Adapters never put a credential in an exception, a log line or a repr; their
+error messages name endpoints by template (``GET /v1/{sid}/...``), not URL.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar, Literal
+
+import httpx
+
+from ..domain import Batch, BatchResult, LiveEntry, Op, Target
+from ..errors import AuthError, ProviderError, RetryableError
+
+log = logging.getLogger("blocklist.provider")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a provider type can do and the limits that shape apply."""
+
+    can_list: bool
+    can_add: bool
+    can_remove: bool
+    batch_limit: int  # numbers per write request (documented, or our conservative choice)
+    concurrency_limit: int  # requests in flight at once, per provider instance
+    native_expiry: bool
+    remove_by: Literal["number", "provider_id"]
+    remove_one_per_call: bool
+    scope_fields: tuple[str, ...]  # target keys that select the scope
+    attribute_fields: tuple[str, ...]  # target keys that are provider-visible entry attributes
+    credential_keys: tuple[str, ...]
+    default_base_url: str
+    wire_format: str  # how numbers go on the wire, e.g. "E.164 with +"
+    notes: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ProviderAdapter:
+    """Base of one provider type's adapter; one instance per provider instance."""
+
+    type_name: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+
+    def __init__(
+        self,
+        instance: str,
+        client: httpx.AsyncClient,
+        credentials: Mapping[str, str],
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.instance = instance
+        self.client = client
+        self._credentials = dict(credentials)  # never printed: see __repr__
+        self.options = dict(options or {})
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.instance}>"
+
+    # -- scope -----------------------------------------------------------------
+
+    @classmethod
+    def scope_problems(cls, key: str, value: object) -> str | None:
+        """Why ``value`` is not acceptable for scope/attribute ``key`` (None if it is)."""
+        if not isinstance(value, str | int) or isinstance(value, bool) or str(value) == "":
+            return f"{key} must be a non-empty string"
+        return None
+
+    @classmethod
+    def target_name(cls, instance: str, scope: Mapping[str, str]) -> str:
+        """``PROVIDER/SCOPE-VALUE``; a scope-less provider (Wooxy) is ``PROVIDER/account``."""
+        values = [str(scope[f]) for f in cls.capabilities.scope_fields if f in scope]
+        return f"{instance}/{'/'.join(values) if values else 'account'}"
+
+    # -- the three verbs -------------------------------------------------------
+
+    async def refresh(self, target: Target) -> list[LiveEntry]:
+        """Every live entry of the target, normalised to E.164."""
+        raise NotImplementedError(f"{self.type_name} cannot list its entries")
+
+    def batches(
+        self, target: Target, removes: Sequence[Op], adds: Sequence[Op], meta: Mapping[str, str]
+    ) -> list[Batch]:
+        """Group ops into requests: removes (phase 0) before adds (phase 1).
+
+        ``meta`` is what state remembers of the target (e.g. an Ozonetel group id).
+        """
+        caps = self.capabilities
+        size = 1 if caps.remove_one_per_call else caps.batch_limit
+        out = [Batch(list(removes[i : i + size]), phase=0) for i in range(0, len(removes), size)]
+        step = caps.batch_limit
+        out += [Batch(list(adds[i : i + step]), phase=1) for i in range(0, len(adds), step)]
+        return out
+
+    async def send(self, target: Target, batch: Batch) -> BatchResult:
+        """Carry out one batch: one request (or one per number for one-per-call removes)."""
+        raise NotImplementedError
+
+    # -- HTTP helpers shared by adapters ---------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        endpoint: str,
+        *,
+        json_body: Any = None,
+        params: Mapping[str, str] | str | None = None,
+        headers: Mapping[str, str] | None = None,
+        ok_statuses: Sequence[int] = (),
+    ) -> httpx.Response:
+        """Send one request; map transport failures, 429/5xx and 401/403 to our errors.
+
+        ``endpoint`` is the template used in messages (never the real URL, which may
+        hold an account id). Statuses in ``ok_statuses`` are returned as they are,
+        even if they would otherwise raise.
+        """
+        content = None
+        hdrs = dict(headers or {})
+        if json_body is not None:
+            content = json.dumps(json_body, separators=(",", ":")).encode()
+            hdrs.setdefault("Content-Type", "application/json")
+        started = time.monotonic()
+        try:
+            resp = await self.client.request(
+                method, path, content=content, params=params, headers=hdrs
+            )
+        except httpx.TimeoutException:
+            raise RetryableError(self.instance, endpoint, "request timed out") from None
+        except httpx.TransportError as exc:
+            raise RetryableError(
+                self.instance, endpoint, f"connection failed ({type(exc).__name__})"
+            ) from None
+        log.debug(
+            "%s %s -> %s in %.0f ms",
+            self.instance,
+            endpoint,
+            resp.status_code,
+            (time.monotonic() - started) * 1000,
+        )
+        status = resp.status_code
+        if status in ok_statuses:
+            return resp
+        if status == 429 or status >= 500:
+            raise RetryableError(
+                self.instance,
+                endpoint,
+                short_body(resp) or "rate limited" if status == 429 else "server error",
+                status,
+                retry_after=parse_retry_after(resp.headers.get("Retry-After")),
+            )
+        if status in (401, 403):
+            raise AuthError(self.instance, endpoint, short_body(resp) or "unauthorised", status)
+        return resp
+
+    def json_of(self, resp: httpx.Response, endpoint: str) -> Any:
+        """The JSON body, or a ProviderError naming provider, endpoint and status."""
+        try:
+            return resp.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            kind = resp.headers.get("content-type", "unknown content type")
+            raise ProviderError(
+                self.instance,
+                endpoint,
+                f"reply is not JSON ({kind}): {short_body(resp)!r}",
+                resp.status_code,
+            ) from None
+
+    def malformed(self, resp: httpx.Response, endpoint: str, what: str) -> ProviderError:
+        """A ProviderError for a JSON reply that lacks what the docs promise."""
+        return ProviderError(
+            self.instance, endpoint, f"unexpected reply: {what}", resp.status_code
+        )
+
+
+def short_body(resp: httpx.Response, limit: int = 200) -> str:
+    """The start of a reply body, on one line, for error messages."""
+    try:
+        text = resp.text
+    except Exception:  # noqa: BLE001 - undecodable bodies are shown as absent
+        return ""
+    text = " ".join(text.split())
+    return text[:limit] + ("…" if len(text) > limit else "")
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
