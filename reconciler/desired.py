@@ -1,0 +1,517 @@
+"""Load the desired state: every YAML file under the blocklists directory.
+
+Owns: finding the files, validating them against ``models.py``, normalising
+numbers, resolving expiry, building targets, merging lists per target and
+detecting duplicates, conflicts and protected numbers. Reports every problem
+of the run at once (``ConfigError``), each with file, line and column.
+Knows nothing of providers' live state or of HTTP.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from .domain import DesiredEntry, Target
+from .errors import ConfigError, Problem
+from .expiry import add_ttl, iso, to_utc
+from .models import Entry, ListFile, ProvidersFile
+from .numbers import InvalidNumber, is_known_region, normalise
+from .providers import adapter_class
+from .yamlload import LocDict, LocList, YamlProblem, load_file
+
+PROVIDERS_FILE = "providers.yaml"
+_ENTRY_KEYS = frozenset(Entry.model_fields)
+_SIMPLE_STR_KEYS = ("reason", "note", "owner")
+
+
+@dataclass
+class Desired:
+    """The merged desired state of a run."""
+
+    root: Path
+    config: ProvidersFile
+    config_file: str
+    targets: dict[str, Target]  # by target name, sorted
+    entries: dict[str, dict[str, DesiredEntry]]  # target name -> number -> entry
+    lists: list[str] = field(default_factory=list)  # list names, in file order
+    files: int = 0
+    protected: dict[str, str] = field(default_factory=dict)  # number -> source
+
+    @property
+    def numbers(self) -> int:
+        """Distinct numbers declared across all targets."""
+        seen: set[str] = set()
+        for per_target in self.entries.values():
+            seen.update(per_target)
+        return len(seen)
+
+    def digest(self) -> str:
+        """A stable digest of what is declared (for saved plans)."""
+        h = hashlib.sha256()
+        for name in sorted(self.entries):
+            target = self.targets[name]
+            h.update(f"T{name}|{target.exclusive}\n".encode())
+            for number, e in sorted(self.entries[name].items()):
+                h.update(f"{number}|{iso(e.expires)}|{e.reason}|{e.attrs}\n".encode())
+        return h.hexdigest()
+
+
+def yaml_files(root: Path) -> list[Path]:
+    """Every *.yaml / *.yml under ``root``, sorted, providers.yaml first."""
+    files = sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+    return sorted(files, key=lambda p: (p.name != PROVIDERS_FILE or p.parent != root, str(p)))
+
+
+def load_desired(root: Path | str, display_root: str | None = None) -> Desired:
+    """Load and validate everything under ``root``; raise ConfigError with all problems."""
+    root = Path(root)
+    shown = display_root if display_root is not None else str(root)
+    loader = _Loader(root, shown)
+    return loader.run()
+
+
+class _Loader:
+    def __init__(self, root: Path, shown: str) -> None:
+        self.root = root
+        self.shown = shown.rstrip("/") or "."
+        self.problems: list[Problem] = []
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def display(self, path: Path) -> str:
+        return f"{self.shown}/{path.relative_to(self.root).as_posix()}"
+
+    def problem(self, file: str, mark: tuple[int, int], message: str) -> None:
+        self.problems.append(Problem(file, mark[0], mark[1], message))
+
+    def pydantic_problems(
+        self, file: str, data: Any, exc: ValidationError, context: str = ""
+    ) -> None:
+        for err in exc.errors(include_url=False):
+            mark, path, raw = _locate(data, err["loc"])
+            self.problem(file, mark, _message(err, path, raw, context))
+
+    # -- the run -------------------------------------------------------------------------
+
+    def run(self) -> Desired:
+        if not self.root.is_dir():
+            raise ConfigError([Problem(self.shown, 1, 1, "no such directory")])
+        files = yaml_files(self.root)
+        if not files:
+            raise ConfigError(
+                [Problem(self.shown, 1, 1, "no YAML files (expected providers.yaml and lists)")]
+            )
+        config_path = self.root / PROVIDERS_FILE
+        config_file = self.display(config_path)
+        if not config_path.exists():
+            raise ConfigError([Problem(config_file, 1, 1, "missing: providers.yaml is required")])
+
+        loaded: list[tuple[str, Any]] = []
+        for path in files:
+            shown = self.display(path)
+            try:
+                loaded.append((shown, load_file(path, shown)))
+            except YamlProblem as exc:
+                self.problems.append(exc.problem)
+
+        config = None
+        lists: list[tuple[str, Any]] = []
+        for shown, data in loaded:
+            if shown == config_file:
+                config = self.load_config(shown, data)
+            else:
+                lists.append((shown, data))
+        if config is None:
+            raise ConfigError(self.problems)
+
+        protected = self.protected_numbers(config_file, config[1], config[0])
+        desired = Desired(
+            root=self.root,
+            config=config[0],
+            config_file=config_file,
+            targets={},
+            entries={},
+            files=len(files),
+            protected=protected,
+        )
+        owners: dict[str, dict[str, tuple[DesiredEntry, str]]] = {}
+        target_modes: dict[str, tuple[bool, str]] = {}
+        for shown, data in lists:
+            self.load_list(shown, data, desired, owners, target_modes)
+        if self.problems:
+            raise ConfigError(self.problems)
+        desired.targets = dict(sorted(desired.targets.items()))
+        desired.entries = {name: desired.entries.get(name, {}) for name in desired.targets}
+        return desired
+
+    def load_config(self, file: str, data: Any) -> tuple[ProvidersFile, Any] | None:
+        if not isinstance(data, LocDict):
+            self.problem(file, getattr(data, "mark", (1, 1)), "expected a mapping")
+            return None
+        try:
+            config = ProvidersFile.model_validate(data)
+        except ValidationError as exc:
+            self.pydantic_problems(file, data, exc)
+            return None
+        providers = data.get("providers")
+        for name, inst in config.providers.items():
+            mark = providers.key_marks.get(name, (1, 1)) if isinstance(providers, LocDict) else (1, 1)
+            caps = adapter_class(inst.type).capabilities
+            for key in inst.credentials:
+                if key not in caps.credential_keys:
+                    expected = ", ".join(caps.credential_keys)
+                    self.problem(
+                        file, mark, f"providers.{name}.credentials: unknown key {key!r} for "
+                        f"{inst.type} (expected: {expected})"
+                    )
+            if inst.auth_mode is not None and inst.type != "ozonetel":
+                self.problem(file, mark, f"providers.{name}.auth_mode applies to ozonetel only")
+            if inst.base_url not in (None, "sandbox"):
+                from .connections import base_url_problem  # local: avoids an import cycle
+
+                why = base_url_problem(inst.base_url)
+                if why:
+                    self.problem(file, mark, f"providers.{name}.base_url: {why}")
+            elif inst.base_url is None:
+                for key in caps.credential_keys:
+                    if key not in inst.credentials:
+                        self.problem(
+                            file, mark, f"providers.{name}.credentials: missing {key!r} "
+                            "(give {env: VARIABLE})"
+                        )
+        if config.state.backend == "postgres" and config.state.dsn is None:
+            mark = data.key_marks.get("state", (1, 1))
+            self.problem(file, mark, "state.dsn is required for the postgres backend")
+        return config, data
+
+    def protected_numbers(self, file: str, data: Any, config: ProvidersFile) -> dict[str, str]:
+        out: dict[str, str] = {}
+        items = data.get("protected") if isinstance(data, LocDict) else None
+        if not isinstance(items, LocList):
+            return out
+        for i, _ in enumerate(config.protected):
+            raw = items.raws[i] if items.raws[i] is not None else str(items[i])
+            try:
+                number = normalise(raw)
+            except InvalidNumber as exc:
+                self.problem(file, items.marks[i], f"protected number {raw!r}: {exc}")
+                continue
+            out[number] = f"{file}:{items.marks[i][0]}"
+        return out
+
+    # -- list files ------------------------------------------------------------------------
+
+    def load_list(
+        self,
+        file: str,
+        data: Any,
+        desired: Desired,
+        owners: dict[str, dict[str, tuple[DesiredEntry, str]]],
+        target_modes: dict[str, tuple[bool, str]],
+    ) -> None:
+        if not isinstance(data, LocDict):
+            self.problem(file, getattr(data, "mark", (1, 1)), "expected a mapping")
+            return
+        header = LocDict(data.mark)
+        header.update({k: v for k, v in data.items() if k != "entries"})
+        header.key_marks = data.key_marks
+        header.raws = data.raws
+        try:
+            spec = ListFile.model_validate(header)
+        except ValidationError as exc:
+            self.pydantic_problems(file, header, exc)
+            return
+        entries = data.get("entries", LocList(data.mark))
+        if entries is None:
+            entries = LocList(data.mark)
+        if not isinstance(entries, LocList):
+            self.problem(file, data.key_marks.get("entries", data.mark), "entries must be a list")
+            return
+        region = spec.default_region
+        if region is not None and not is_known_region(region):
+            mark = data.key_marks.get("default_region", data.mark)
+            self.problem(file, mark, f"default_region: unknown region {region!r}")
+            return
+        desired.lists.append(spec.name)
+
+        targets = self.list_targets(file, data, spec, desired, target_modes)
+        defaults = spec.defaults
+        default_expires = to_utc(defaults.expires) if defaults.expires is not None else None
+        seen: dict[str, int] = {}
+        for i, item in enumerate(entries):
+            mark = entries.marks[i]
+            source = f"{file}:{mark[0]}"
+            parsed = self.parse_entry(file, item, entries.raws[i], mark, region, defaults)
+            if parsed is None:
+                continue
+            number, raw, reason, expires = parsed
+            if expires is None and default_expires is not None:
+                expires = default_expires
+            if number in seen:
+                self.problem(
+                    file, mark, f"duplicate number {number} (written {raw!r}; "
+                    f"first at line {seen[number]})"
+                )
+                continue
+            seen[number] = mark[0]
+            if number in desired.protected:
+                self.problem(
+                    file, mark, f"{number} (written {raw!r}) is protected "
+                    f"({desired.protected[number]}) and may not be blocked"
+                )
+                continue
+            entry = DesiredEntry(number, reason, expires, (), source, spec.name)
+            for target, attrs in targets:
+                self.merge(file, mark, desired, owners, target, entry, attrs)
+
+    def list_targets(
+        self,
+        file: str,
+        data: LocDict,
+        spec: ListFile,
+        desired: Desired,
+        target_modes: dict[str, tuple[bool, str]],
+    ) -> list[tuple[Target, tuple[tuple[str, str], ...]]]:
+        out: list[tuple[Target, tuple[tuple[str, str], ...]]] = []
+        raw_targets = data.get("targets")
+        names: set[str] = set()
+        for i, t in enumerate(spec.targets):
+            mark = raw_targets.marks[i] if isinstance(raw_targets, LocList) else data.mark
+            inst = desired.config.providers.get(t.provider)
+            if inst is None:
+                known = ", ".join(sorted(desired.config.providers)) or "none"
+                self.problem(
+                    file, mark, f"unknown provider instance {t.provider!r} (providers.yaml "
+                    f"defines: {known})"
+                )
+                continue
+            cls = adapter_class(inst.type)
+            caps = cls.capabilities
+            given = t.model_dump(exclude_none=True, exclude={"provider", "mode"})
+            scope: dict[str, str] = {}
+            attrs: dict[str, str] = {}
+            bad = False
+            for key, value in given.items():
+                if key in caps.scope_fields:
+                    scope[key] = str(value)
+                elif key in caps.attribute_fields:
+                    attrs[key] = str(value)
+                else:
+                    allowed = ", ".join(caps.scope_fields + caps.attribute_fields) or "none"
+                    self.problem(
+                        file, mark, f"{key!r} does not apply to {inst.type} targets "
+                        f"(allowed: {allowed})"
+                    )
+                    bad = True
+                    continue
+                why = cls.scope_problems(key, value)
+                if why:
+                    self.problem(file, mark, f"{key}: {why} (got {value!r})")
+                    bad = True
+            for key in caps.scope_fields:
+                if key not in scope and not bad:
+                    self.problem(file, mark, f"{inst.type} targets need {key!r}")
+                    bad = True
+            if bad:
+                continue
+            name = cls.target_name(t.provider, scope)
+            if name in names:
+                self.problem(file, mark, f"target {name} is listed twice in this list")
+                continue
+            names.add(name)
+            exclusive = t.mode == "exclusive"
+            where = f"{file}:{mark[0]}"
+            if name in target_modes and target_modes[name][0] != exclusive:
+                self.problem(
+                    file, mark, f"target {name}: mode {t.mode!r} conflicts with "
+                    f"{target_modes[name][1]}"
+                )
+                continue
+            target_modes.setdefault(name, (exclusive, where))
+            target = desired.targets.setdefault(
+                name,
+                Target(name, t.provider, inst.type, tuple(sorted(scope.items())), exclusive),
+            )
+            desired.entries.setdefault(name, {})
+            out.append((target, tuple(sorted(attrs.items()))))
+        return out
+
+    def parse_entry(
+        self,
+        file: str,
+        item: Any,
+        raw_text: str | None,
+        mark: tuple[int, int],
+        region: str | None,
+        defaults: Any,
+    ) -> tuple[str, str, str | None, dt.datetime | None] | None:
+        """(number, raw, reason, expires) of one entry, or None after reporting problems."""
+        reason = defaults.reason
+        expires_v: Any = None
+        added_v: Any = None
+        ttl = None
+        if isinstance(item, LocDict):
+            fields_ok = _fast_entry_ok(item)
+            if not fields_ok:
+                try:
+                    model = Entry.model_validate(item)
+                except ValidationError as exc:
+                    self.pydantic_problems(file, item, exc, context="entry")
+                    return None
+                values = {k: getattr(model, k) for k in item}
+            else:
+                values = item
+            raw = item.raws.get("number")
+            if raw is None:
+                if "number" not in item:
+                    self.problem(file, mark, "entry needs 'number'")
+                    return None
+                raw = str(item["number"])
+            reason = values.get("reason", reason) or reason
+            expires_v = values.get("expires")
+            added_v = values.get("added")
+            ttl = values.get("ttl")
+            num_mark = item.key_marks.get("number", mark)
+        elif isinstance(item, str | int) and not isinstance(item, bool):
+            raw = raw_text if raw_text is not None else str(item)
+            num_mark = mark
+        else:
+            self.problem(file, mark, "entry must be a number or a mapping with 'number'")
+            return None
+        try:
+            number = normalise(raw, region)
+        except InvalidNumber as exc:
+            self.problem(file, num_mark, f"invalid phone number {raw!r}: {exc}")
+            return None
+        if ttl is None and expires_v is None:
+            ttl = defaults.ttl
+        if expires_v is not None and ttl is not None:
+            self.problem(file, mark, "give either 'expires' or 'ttl', not both")
+            return None
+        expires = None
+        try:
+            if expires_v is not None:
+                expires = to_utc(expires_v)
+            elif ttl is not None:
+                if added_v is None:
+                    self.problem(file, mark, f"ttl {ttl!r} needs 'added' (the date it counts from)")
+                    return None
+                expires = add_ttl(to_utc(added_v), ttl)
+        except (ValueError, OverflowError) as exc:
+            self.problem(file, mark, f"bad expiry: {exc}")
+            return None
+        return number, raw, reason, expires
+
+    def merge(
+        self,
+        file: str,
+        mark: tuple[int, int],
+        desired: Desired,
+        owners: dict[str, dict[str, tuple[DesiredEntry, str]]],
+        target: Target,
+        entry: DesiredEntry,
+        attrs: tuple[tuple[str, str], ...],
+    ) -> None:
+        if attrs:
+            entry = replace(entry, attrs=attrs)
+        per_target = desired.entries[target.name]
+        existing = per_target.get(entry.number)
+        if existing is None:
+            per_target[entry.number] = entry
+            return
+        if existing.attrs != entry.attrs:
+            self.problem(
+                file, mark, f"{entry.number} for {target.name}: attributes "
+                f"{_attrs_text(entry.attrs)} conflict with {_attrs_text(existing.attrs)} "
+                f"at {existing.source}"
+            )
+            return
+        # merged: no expiry beats any expiry, else the later expiry wins
+        if existing.expires is None:
+            return
+        if entry.expires is None or entry.expires > existing.expires:
+            per_target[entry.number] = entry
+
+
+def _attrs_text(attrs: Iterable[tuple[str, str]]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in attrs) or "(none)"
+
+
+def _fast_entry_ok(item: LocDict) -> bool:
+    """True when a long-form entry needs no model validation (the common case)."""
+    for key, value in item.items():
+        if key not in _ENTRY_KEYS:
+            return False
+        if key == "number":
+            if not isinstance(value, str | int) or isinstance(value, bool):
+                return False
+        elif key in _SIMPLE_STR_KEYS:
+            if not isinstance(value, str):
+                return False
+        elif key in ("expires", "added"):
+            if isinstance(value, dt.datetime):
+                if value.tzinfo is None:
+                    return False
+            elif not isinstance(value, dt.date):
+                return False
+        elif key == "ttl":
+            return False  # pattern check by the model
+        elif key == "ticket":
+            if not isinstance(value, str | int) or isinstance(value, bool):
+                return False
+        else:
+            return False
+    return True
+
+
+def _locate(data: Any, loc: tuple[Any, ...]) -> tuple[tuple[int, int], str, Any]:
+    """Mark, dotted path and raw value of a pydantic error location in a Loc tree."""
+    node = data
+    mark = getattr(data, "mark", (1, 1))
+    path: list[str] = []
+    raw: Any = None
+    for part in loc:
+        if isinstance(node, LocDict) and part in node:
+            mark = node.key_marks.get(part, mark)
+            raw = node.raws.get(part, node[part])
+            node = node[part]
+            path.append(str(part))
+        elif isinstance(node, LocList) and isinstance(part, int) and 0 <= part < len(node):
+            mark = node.marks[part]
+            raw = node.raws[part] if node.raws[part] is not None else node[part]
+            node = node[part]
+            path.append(f"[{part}]")
+        elif isinstance(node, LocDict | LocList) and isinstance(part, str) and not part[:1].islower():
+            continue  # a union member tag such as 'Entry'
+        else:
+            path.append(str(part))
+            raw = None
+    text = ".".join(path).replace(".[", "[")
+    return mark, text, raw
+
+
+def _message(err: dict[str, Any], path: str, raw: Any, context: str = "") -> str:
+    kind = err["type"]
+    key = path.rsplit(".", 1)[-1]
+    parent = path.rsplit(".", 1)[0] if "." in path else context
+    if kind == "extra_forbidden":
+        return f"unknown key {key!r}" + (f" in {parent}" if parent else "")
+    if kind == "missing":
+        return f"missing required key {key!r}" + (f" in {parent}" if parent else "")
+    if context:
+        path = f"{context} {path}"
+    if path.startswith("providers.") and ".credentials." in path:
+        # never quote what was written: it may be a secret
+        return f"{path}: credentials must be given as {{env: VARIABLE}}, never inline in YAML"
+    if kind == "literal_error" and path == "version":
+        return f"unsupported version {err['input']!r} (this tool reads version: 1)"
+    msg = err["msg"].removeprefix("Value error, ")
+    shown = f" (got {raw!r})" if raw is not None and not isinstance(raw, dict | list) else ""
+    return f"{path}: {msg}{shown}"

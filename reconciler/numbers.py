@@ -1,0 +1,96 @@
+"""Phone number normalisation to E.164 with phonenumbers.
+
+Pure functions, cached: lists repeat numbers across files and providers
+return the same numbers on every refresh. Used for declared numbers (with the
+list's ``default_region``) and for live numbers read back from providers (so a
+format difference never looks like a change).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumberFormat
+
+_SEPARATORS = re.compile(r"[\s\-.()/]+")
+_E164_FAST = re.compile(r"^\+[1-9]\d{6,14}$")
+
+
+class InvalidNumber(ValueError):
+    """A number that cannot be normalised; the message says why (no raw text in it)."""
+
+
+def is_known_region(region: str) -> bool:
+    return region.upper() in phonenumbers.SUPPORTED_REGIONS
+
+
+@lru_cache(maxsize=1 << 20)
+def normalise(raw: str, default_region: str | None = None) -> str:
+    """E.164 form of ``raw``; raises InvalidNumber with the cause.
+
+    Accepts national formats (with ``default_region``), spaces, dashes, dots,
+    brackets and ``00`` international prefixes.
+    """
+    text = raw.strip()
+    if not text:
+        raise InvalidNumber("empty phone number")
+    compact = _SEPARATORS.sub("", text)
+    if compact.startswith("00"):
+        compact = "+" + compact[2:]
+    if not re.fullmatch(r"\+?\d+", compact):
+        raise InvalidNumber("phone number contains characters other than digits")
+    region = default_region.upper() if default_region else None
+    if not compact.startswith("+") and region is None:
+        raise InvalidNumber("national number without default_region (write it as +CC…)")
+    try:
+        parsed = phonenumbers.parse(compact, region)
+    except NumberParseException as exc:
+        raise InvalidNumber(_parse_reason(exc)) from None
+    if not phonenumbers.is_possible_number(parsed):
+        raise InvalidNumber(_possible_reason(parsed))
+    if not phonenumbers.is_valid_number(parsed):
+        raise InvalidNumber("not a valid phone number for its country")
+    return phonenumbers.format_number(parsed, PhoneNumberFormat.E164)
+
+
+def normalise_live(raw: str, default_region: str | None = None) -> str:
+    """Normalise a number a provider returned. Lenient: a number the provider holds
+    that phonenumbers thinks invalid is kept in a canonical ``+digits`` form rather
+    than dropped, so it can still be shown and compared."""
+    text = raw.strip()
+    if _E164_FAST.match(text):
+        try:
+            return normalise(text, default_region)
+        except InvalidNumber:
+            return text
+    try:
+        return normalise(text, default_region)
+    except InvalidNumber:
+        digits = re.sub(r"\D", "", text)
+        if text.startswith("00"):
+            digits = digits[2:]
+        return "+" + digits if digits else text
+
+
+def _parse_reason(exc: NumberParseException) -> str:
+    return {
+        NumberParseException.INVALID_COUNTRY_CODE: "unknown country calling code",
+        NumberParseException.NOT_A_NUMBER: "not a phone number",
+        NumberParseException.TOO_SHORT_AFTER_IDD: "too short",
+        NumberParseException.TOO_SHORT_NSN: "too short",
+        NumberParseException.TOO_LONG: "too long",
+    }.get(exc.error_type, "not a phone number")
+
+
+def _possible_reason(parsed: phonenumbers.PhoneNumber) -> str:
+    result = phonenumbers.is_possible_number_with_reason(parsed)
+    V = phonenumbers.ValidationResult
+    return {
+        V.TOO_SHORT: "too short to be a phone number",
+        V.TOO_LONG: "too long to be a phone number",
+        V.INVALID_COUNTRY_CODE: "unknown country calling code",
+        V.INVALID_LENGTH: "impossible length for its country",
+        V.IS_POSSIBLE_LOCAL_ONLY: "a local-only number (add the area code)",
+    }.get(result, "not a possible phone number")
