@@ -1,0 +1,299 @@
+"""The plan: a value computed from desired, live and managed state.
+
+Owns the diff of DESIGN.md's action table, the safety thresholds and the
+live-state fingerprints that saved plans are checked against. Pure: no I/O,
+no rendering (renderers only read a ``Plan``), no HTTP.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from deepdiff import DeepDiff
+
+from . import __version__
+from .domain import DesiredEntry, LiveEntry, ManagedEntry, Op, Target
+from .expiry import iso
+from .models import Safety
+
+FORMAT_VERSION = 1
+
+#: every action, in the order plans show them
+ACTIONS = ("add", "readd", "update", "expire", "remove", "adopt", "unmanaged")
+#: actions that call a provider's API
+WRITE_ACTIONS = frozenset({"add", "readd", "update", "expire", "remove"})
+#: actions that count as "changes" for --detailed-exitcode
+CHANGE_ACTIONS = WRITE_ACTIONS | {"adopt"}
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One line of a plan."""
+
+    action: str
+    number: str
+    reason: str | None = None
+    expires: dt.datetime | None = None
+    source: str = ""
+    attrs: tuple[tuple[str, str], ...] = ()
+    provider_id: str | None = None
+    before: tuple[tuple[str, str | None], ...] | None = None  # update: attribute -> old value
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "action": self.action,
+            "number": self.number,
+            "reason": self.reason,
+            "expires": iso(self.expires),
+            "source": self.source or None,
+        }
+        if self.attrs:
+            out["attrs"] = dict(self.attrs)
+        if self.provider_id is not None:
+            out["provider_id"] = self.provider_id
+        if self.before is not None:
+            out["changes"] = [
+                {"attribute": k, "from": old, "to": _after(self, k)} for k, old in self.before
+            ]
+        return out
+
+    def update_text(self) -> str:
+        """``expires: 2027-01-01 -> 2027-03-01`` for an update."""
+        parts = [f"{k}: {old or 'none'} → {_after(self, k) or 'none'}" for k, old in self.before or ()]
+        return ", ".join(parts)
+
+
+def _after(change: Change, key: str) -> str | None:
+    if key == "expires":
+        return iso(change.expires)
+    return dict(change.attrs).get(key)
+
+
+@dataclass
+class TargetPlan:
+    """The plan of one target."""
+
+    target: Target
+    live_readable: bool
+    changes: list[Change]  # in ACTIONS order, then by number
+    existing: int  # entries live (or, if unreadable, in state) before the plan
+    fingerprint: str  # of the live state (or state) the plan was computed from
+    forget: list[str] = field(default_factory=list)  # state-only cleanups, no API call
+    unsafe_reasons: list[str] = field(default_factory=list)
+
+    @property
+    def safe(self) -> bool:
+        return not self.unsafe_reasons
+
+    def count(self, action: str) -> int:
+        return self.summary().get(action, 0)
+
+    def summary(self) -> dict[str, int]:
+        counts = dict.fromkeys(ACTIONS, 0)
+        for c in self.changes:
+            counts[c.action] += 1
+        return counts
+
+    @property
+    def has_changes(self) -> bool:
+        return any(c.action in CHANGE_ACTIONS for c in self.changes) or bool(self.forget)
+
+    def write_ops(self) -> tuple[list[Op], list[Op]]:
+        """(removes, adds) to send: update = remove then add; adopt/unmanaged send nothing."""
+        removes: list[Op] = []
+        adds: list[Op] = []
+        for c in self.changes:
+            if c.action in ("remove", "expire", "update"):
+                removes.append(Op("remove", c.number, provider_id=c.provider_id, source=c.source))
+            if c.action in ("add", "readd", "update"):
+                adds.append(
+                    Op("add", c.number, c.expires, c.attrs, reason=c.reason, source=c.source)
+                )
+        return removes, adds
+
+
+@dataclass
+class Plan:
+    """Everything a renderer, a plan file or apply needs."""
+
+    now: dt.datetime
+    targets: list[TargetPlan]
+    desired_digest: str = ""
+    lineage: str | None = None
+    serial: int | None = None
+    tool_version: str = __version__
+
+    @property
+    def safe(self) -> bool:
+        return all(t.safe for t in self.targets)
+
+    @property
+    def has_changes(self) -> bool:
+        return any(t.has_changes for t in self.targets)
+
+    def summary(self) -> dict[str, int]:
+        total = dict.fromkeys(ACTIONS, 0)
+        for t in self.targets:
+            for k, v in t.summary().items():
+                total[k] += v
+        return total
+
+
+# -- the diff ------------------------------------------------------------------------------
+
+
+def live_fingerprint(live: Mapping[str, LiveEntry] | Mapping[str, ManagedEntry]) -> str:
+    """Digest of a target's live entries (numbers, attributes, ids)."""
+    h = hashlib.sha256()
+    for number in sorted(live):
+        e = live[number]
+        expires = getattr(e, "expires", None)
+        h.update(f"{number}|{e.attrs}|{e.provider_id}|{iso(expires)}\n".encode())
+    return h.hexdigest()
+
+
+def plan_target(
+    target: Target,
+    desired: Mapping[str, DesiredEntry],
+    live: Mapping[str, LiveEntry] | None,
+    managed: Mapping[str, ManagedEntry],
+    now: dt.datetime,
+    *,
+    native_expiry: bool = False,
+    attribute_fields: Iterable[str] = (),
+    safety: Safety | None = None,
+) -> TargetPlan:
+    """Diff one target. ``live`` is None when the provider cannot list: state stands in.
+
+    Provider-visible attributes compared for updates: the ``attribute_fields``
+    (e.g. reject_type) and, for providers with native expiry, the expiry.
+    """
+    readable = live is not None
+    if live is None:
+        # the provider cannot list: what state says we put there is our best knowledge,
+        # minus what the provider has already expired by itself
+        live = {
+            n: LiveEntry(n, n, m.attrs, m.provider_id)
+            for n, m in managed.items()
+            if not (native_expiry and m.expires is not None and m.expires <= now)
+        }
+    attr_keys = tuple(attribute_fields)
+    changes: list[Change] = []
+    forget: list[str] = []
+
+    for number, entry in desired.items():
+        expired = entry.expires is not None and entry.expires <= now
+        in_live = number in live
+        in_managed = number in managed
+        if expired:
+            if in_live and in_managed:
+                changes.append(_from_entry("expire", entry, live[number].provider_id))
+            elif in_live:
+                changes.append(_unmanaged(live[number]))
+            elif in_managed:
+                forget.append(number)
+            continue
+        if not in_live:
+            changes.append(_from_entry("readd" if in_managed else "add", entry))
+            continue
+        before = _differences(entry, live[number], managed.get(number), attr_keys, native_expiry)
+        if before:
+            changes.append(_from_entry("update", entry, live[number].provider_id, before))
+        elif not in_managed:
+            changes.append(_from_entry("adopt", entry, live[number].provider_id))
+
+    for number, entry in live.items():
+        if number in desired:
+            continue
+        m = managed.get(number)
+        if m is not None:
+            changes.append(
+                Change("remove", number, m.reason, m.expires, m.source, entry.attrs, entry.provider_id)
+            )
+        elif target.exclusive and not entry.opt_out:
+            changes.append(Change("remove", number, None, None, "", entry.attrs, entry.provider_id))
+        else:
+            changes.append(_unmanaged(entry))
+    for number in managed:
+        if number not in live and number not in desired:
+            forget.append(number)
+
+    order = {a: i for i, a in enumerate(ACTIONS)}
+    changes.sort(key=lambda c: (order[c.action], c.number))
+    plan = TargetPlan(
+        target=target,
+        live_readable=readable,
+        changes=changes,
+        existing=len(live),
+        fingerprint=live_fingerprint(live if readable else managed),
+        forget=sorted(forget),
+    )
+    plan.unsafe_reasons = safety_problems(plan, safety or Safety())
+    return plan
+
+
+def _from_entry(
+    action: str,
+    entry: DesiredEntry,
+    provider_id: str | None = None,
+    before: tuple[tuple[str, str | None], ...] | None = None,
+) -> Change:
+    return Change(
+        action, entry.number, entry.reason, entry.expires, entry.source, entry.attrs, provider_id,
+        before,
+    )
+
+
+def _unmanaged(entry: LiveEntry) -> Change:
+    return Change("unmanaged", entry.number, None, None, "", entry.attrs, entry.provider_id)
+
+
+def _differences(
+    entry: DesiredEntry,
+    live: LiveEntry,
+    managed: ManagedEntry | None,
+    attr_keys: tuple[str, ...],
+    native_expiry: bool,
+) -> tuple[tuple[str, str | None], ...] | None:
+    """Provider-visible attributes that differ: ((attribute, old value), ...) or None."""
+    want: dict[str, str | None] = {k: dict(entry.attrs).get(k) for k in attr_keys}
+    have: dict[str, str | None] = {k: dict(live.attrs).get(k) for k in attr_keys}
+    if native_expiry and managed is not None:
+        want["expires"] = iso(entry.expires)
+        have["expires"] = iso(managed.expires)
+    # an attribute the list does not set is not compared (the provider's default stands)
+    for k in attr_keys:
+        if want[k] is None:
+            want.pop(k)
+            have.pop(k)
+    if want == have:
+        return None
+    diff = DeepDiff(have, want, verbose_level=1)
+    keys = sorted(
+        {path.split("'")[1] for kind in diff.values() for path in kind if "'" in path}
+    )
+    return tuple((k, have.get(k)) for k in keys)
+
+
+def safety_problems(plan: TargetPlan, safety: Safety) -> list[str]:
+    """Why a target's plan is unsafe (octoDNS-style thresholds), or []."""
+    existing = plan.existing
+    if existing < safety.min_existing:
+        return []
+    reasons = []
+    removing = plan.count("remove") + plan.count("expire")
+    if removing > safety.max_remove_fraction * existing:
+        reasons.append(
+            f"would remove or expire {removing} of {existing} entries "
+            f"({removing / existing:.0%} > {safety.max_remove_fraction:.0%})"
+        )
+    adding = plan.count("add") + plan.count("readd")
+    if adding > safety.max_add_fraction * existing:
+        reasons.append(
+            f"would add {adding} entries to {existing} "
+            f"({adding / existing:.0%} > {safety.max_add_fraction:.0%})"
+        )
+    return reasons
