@@ -162,14 +162,18 @@ class _Loader:
             return None
         providers = data.get("providers")
         for name, inst in config.providers.items():
-            mark = providers.key_marks.get(name, (1, 1)) if isinstance(providers, LocDict) else (1, 1)
+            mark = (
+                providers.key_marks.get(name, (1, 1)) if isinstance(providers, LocDict) else (1, 1)
+            )
             caps = adapter_class(inst.type).capabilities
             for key in inst.credentials:
                 if key not in caps.credential_keys:
                     expected = ", ".join(caps.credential_keys)
                     self.problem(
-                        file, mark, f"providers.{name}.credentials: unknown key {key!r} for "
-                        f"{inst.type} (expected: {expected})"
+                        file,
+                        mark,
+                        f"providers.{name}.credentials: unknown key {key!r} for "
+                        f"{inst.type} (expected: {expected})",
                     )
             if inst.auth_mode is not None and inst.type != "ozonetel":
                 self.problem(file, mark, f"providers.{name}.auth_mode applies to ozonetel only")
@@ -183,8 +187,10 @@ class _Loader:
                 for key in caps.credential_keys:
                     if key not in inst.credentials:
                         self.problem(
-                            file, mark, f"providers.{name}.credentials: missing {key!r} "
-                            "(give {env: VARIABLE})"
+                            file,
+                            mark,
+                            f"providers.{name}.credentials: missing {key!r} "
+                            "(give {env: VARIABLE})",
                         )
         if config.state.backend == "postgres" and config.state.dsn is None:
             mark = data.key_marks.get("state", (1, 1))
@@ -256,15 +262,18 @@ class _Loader:
                 expires = default_expires
             if number in seen:
                 self.problem(
-                    file, mark, f"duplicate number {number} (written {raw!r}; "
-                    f"first at line {seen[number]})"
+                    file,
+                    mark,
+                    f"duplicate number {number} (written {raw!r}; first at line {seen[number]})",
                 )
                 continue
             seen[number] = mark[0]
             if number in desired.protected:
                 self.problem(
-                    file, mark, f"{number} (written {raw!r}) is protected "
-                    f"({desired.protected[number]}) and may not be blocked"
+                    file,
+                    mark,
+                    f"{number} (written {raw!r}) is protected "
+                    f"({desired.protected[number]}) and may not be blocked",
                 )
                 continue
             entry = DesiredEntry(number, reason, expires, (), source, spec.name)
@@ -288,8 +297,9 @@ class _Loader:
             if inst is None:
                 known = ", ".join(sorted(desired.config.providers)) or "none"
                 self.problem(
-                    file, mark, f"unknown provider instance {t.provider!r} (providers.yaml "
-                    f"defines: {known})"
+                    file,
+                    mark,
+                    f"unknown provider instance {t.provider!r} (providers.yaml defines: {known})",
                 )
                 continue
             cls = adapter_class(inst.type)
@@ -306,8 +316,9 @@ class _Loader:
                 else:
                     allowed = ", ".join(caps.scope_fields + caps.attribute_fields) or "none"
                     self.problem(
-                        file, mark, f"{key!r} does not apply to {inst.type} targets "
-                        f"(allowed: {allowed})"
+                        file,
+                        mark,
+                        f"{key!r} does not apply to {inst.type} targets (allowed: {allowed})",
                     )
                     bad = True
                     continue
@@ -330,8 +341,9 @@ class _Loader:
             where = f"{file}:{mark[0]}"
             if name in target_modes and target_modes[name][0] != exclusive:
                 self.problem(
-                    file, mark, f"target {name}: mode {t.mode!r} conflicts with "
-                    f"{target_modes[name][1]}"
+                    file,
+                    mark,
+                    f"target {name}: mode {t.mode!r} conflicts with {target_modes[name][1]}",
                 )
                 continue
             target_modes.setdefault(name, (exclusive, where))
@@ -428,9 +440,11 @@ class _Loader:
             return
         if existing.attrs != entry.attrs:
             self.problem(
-                file, mark, f"{entry.number} for {target.name}: attributes "
+                file,
+                mark,
+                f"{entry.number} for {target.name}: attributes "
                 f"{_attrs_text(entry.attrs)} conflict with {_attrs_text(existing.attrs)} "
-                f"at {existing.source}"
+                f"at {existing.source}",
             )
             return
         # merged: no expiry beats any expiry, else the later expiry wins
@@ -488,7 +502,9 @@ def _locate(data: Any, loc: tuple[Any, ...]) -> tuple[tuple[int, int], str, Any]
             raw = node.raws[part] if node.raws[part] is not None else node[part]
             node = node[part]
             path.append(f"[{part}]")
-        elif isinstance(node, LocDict | LocList) and isinstance(part, str) and not part[:1].islower():
+        elif (
+            isinstance(node, LocDict | LocList) and isinstance(part, str) and not part[:1].islower()
+        ):
             continue  # a union member tag such as 'Entry'
         else:
             path.append(str(part))

@@ -47,9 +47,7 @@ def parse_duration_days(text: str) -> dt.timedelta:
     if not m or m.group(2) in ("mo", "y"):
         raise ValueError(f"invalid duration {text!r} (use e.g. 14d, 2w, 36h)")
     n, unit = int(m.group(1)), m.group(2)
-    return {"h": dt.timedelta(hours=n), "d": dt.timedelta(days=n), "w": dt.timedelta(weeks=n)}[
-        unit
-    ]
+    return {"h": dt.timedelta(hours=n), "d": dt.timedelta(days=n), "w": dt.timedelta(weeks=n)}[unit]
 
 
 def parse_timestamp(text: str) -> dt.datetime:

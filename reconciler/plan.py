@@ -62,7 +62,9 @@ class Change:
 
     def update_text(self) -> str:
         """``expires: 2027-01-01 -> 2027-03-01`` for an update."""
-        parts = [f"{k}: {old or 'none'} → {_after(self, k) or 'none'}" for k, old in self.before or ()]
+        parts = [
+            f"{k}: {old or 'none'} → {_after(self, k) or 'none'}" for k, old in self.before or ()
+        ]
         return ", ".join(parts)
 
 
@@ -211,7 +213,9 @@ def plan_target(
         m = managed.get(number)
         if m is not None:
             changes.append(
-                Change("remove", number, m.reason, m.expires, m.source, entry.attrs, entry.provider_id)
+                Change(
+                    "remove", number, m.reason, m.expires, m.source, entry.attrs, entry.provider_id
+                )
             )
         elif target.exclusive and not entry.opt_out:
             changes.append(Change("remove", number, None, None, "", entry.attrs, entry.provider_id))
@@ -242,7 +246,13 @@ def _from_entry(
     before: tuple[tuple[str, str | None], ...] | None = None,
 ) -> Change:
     return Change(
-        action, entry.number, entry.reason, entry.expires, entry.source, entry.attrs, provider_id,
+        action,
+        entry.number,
+        entry.reason,
+        entry.expires,
+        entry.source,
+        entry.attrs,
+        provider_id,
         before,
     )
 
@@ -272,9 +282,7 @@ def _differences(
     if want == have:
         return None
     diff = DeepDiff(have, want, verbose_level=1)
-    keys = sorted(
-        {path.split("'")[1] for kind in diff.values() for path in kind if "'" in path}
-    )
+    keys = sorted({path.split("'")[1] for kind in diff.values() for path in kind if "'" in path})
     return tuple((k, have.get(k)) for k in keys)
 
 

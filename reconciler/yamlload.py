@@ -104,9 +104,7 @@ class _Builder:
                     raise self.fail(key_node, "merge keys (<<) are not supported")
                 if key in out:
                     first = out.key_marks[key]
-                    raise self.fail(
-                        key_node, f"duplicate key {key!r} (first at line {first[0]})"
-                    )
+                    raise self.fail(key_node, f"duplicate key {key!r} (first at line {first[0]})")
                 out[key] = self.build(value_node)
                 out.key_marks[key] = _mark(key_node)
                 if isinstance(value_node, yaml.ScalarNode):

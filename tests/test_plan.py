@@ -77,7 +77,10 @@ def test_exclusive_removes_unmanaged_but_never_opt_outs() -> None:
 
 def test_unreadable_provider_plans_from_state_and_native_expiry() -> None:
     target = Target("ozonetel/fraud", "ozonetel", "ozonetel", (("group", "fraud"),))
-    desired = {NUMBERS[0]: d(NUMBERS[0], FUTURE), NUMBERS[1]: d(NUMBERS[1], FUTURE + dt.timedelta(1))}
+    desired = {
+        NUMBERS[0]: d(NUMBERS[0], FUTURE),
+        NUMBERS[1]: d(NUMBERS[1], FUTURE + dt.timedelta(1)),
+    }
     managed = {
         NUMBERS[0]: m(NUMBERS[0], FUTURE),  # same expiry: nothing
         NUMBERS[1]: m(NUMBERS[1], FUTURE),  # expiry changed: update
@@ -112,9 +115,7 @@ reject = st.sampled_from([None, "import", "invalid"])
 @st.composite
 def worlds(draw):
     pool = NUMBERS
-    desired = {
-        n: d(n, draw(expiry), draw(reject)) for n in draw(st.sets(st.sampled_from(pool)))
-    }
+    desired = {n: d(n, draw(expiry), draw(reject)) for n in draw(st.sets(st.sampled_from(pool)))}
     live_ = {
         n: live(n, draw(st.sampled_from(["import", "invalid", "unsubscribe"])), draw(st.booleans()))
         for n in draw(st.sets(st.sampled_from(pool)))

@@ -45,8 +45,14 @@ def test_shipped_blocklists_validate_with_summary(monkeypatch) -> None:
     assert result.exit_code == 0, result.stderr
     assert result.output.strip() == "Valid: 3 files, 2 lists, 10 numbers, 5 targets."
     data = json.loads(CliRunner().invoke(main, ["validate", "--format", "json"]).output)
-    assert data == {"valid": True, "problems": [], "files": 3, "lists": 2, "numbers": 10,
-                    "targets": 5}
+    assert data == {
+        "valid": True,
+        "problems": [],
+        "files": 3,
+        "lists": 2,
+        "numbers": 10,
+        "targets": 5,
+    }
 
 
 def write(tmp: Path, files: dict[str, str]) -> Path:
@@ -65,12 +71,15 @@ providers:
 
 
 def test_all_errors_of_a_run_are_reported_together(tmp_path, monkeypatch) -> None:
-    write(tmp_path, {
-        "providers.yaml": PROVIDERS,
-        "a.yaml": "version: 1\nname: a\ntargets: [{provider: kaleyra, channel: sms}]\n"
-                  "entries:\n  - '12ab'\n  - number: '+919876543210'\n    colour: red\n",
-        "b.yaml": "version: 1\nname: b\ntargets: [{provider: nope}]\n",
-    })
+    write(
+        tmp_path,
+        {
+            "providers.yaml": PROVIDERS,
+            "a.yaml": "version: 1\nname: a\ntargets: [{provider: kaleyra, channel: sms}]\n"
+            "entries:\n  - '12ab'\n  - number: '+919876543210'\n    colour: red\n",
+            "b.yaml": "version: 1\nname: b\ntargets: [{provider: nope}]\n",
+        },
+    )
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     result = CliRunner().invoke(main, ["validate"])
@@ -84,21 +93,26 @@ def test_all_errors_of_a_run_are_reported_together(tmp_path, monkeypatch) -> Non
         "kaleyra, wooxy)",
     ]
     assert lines[-1] == "Error: 3 problems in the desired state"
-    assert "::error file=blocklists/a.yaml,line=5,col=5::invalid phone number '12ab'" in result.output
+    assert (
+        "::error file=blocklists/a.yaml,line=5,col=5::invalid phone number '12ab'" in result.output
+    )
 
 
 def test_lists_targeting_the_same_scope_merge_expiry(tmp_path) -> None:
-    root = write(tmp_path, {
-        "providers.yaml": PROVIDERS,
-        "a.yaml": "version: 1\nname: a\ntargets: [{provider: kaleyra, channel: sms}]\nentries:\n"
-                  "  - {number: '+919876543210', expires: 2027-01-01}\n"
-                  "  - {number: '+919876543211', expires: 2027-01-01}\n"
-                  "  - {number: '+919876543212'}\n",
-        "b.yaml": "version: 1\nname: b\ntargets: [{provider: kaleyra, channel: sms}]\nentries:\n"
-                  "  - {number: '+919876543210', expires: 2027-06-01}\n"
-                  "  - {number: '+919876543211'}\n"
-                  "  - {number: '+919876543212', expires: 2026-01-01}\n",
-    })
+    root = write(
+        tmp_path,
+        {
+            "providers.yaml": PROVIDERS,
+            "a.yaml": "version: 1\nname: a\ntargets: [{provider: kaleyra, channel: sms}]\nentries:\n"
+            "  - {number: '+919876543210', expires: 2027-01-01}\n"
+            "  - {number: '+919876543211', expires: 2027-01-01}\n"
+            "  - {number: '+919876543212'}\n",
+            "b.yaml": "version: 1\nname: b\ntargets: [{provider: kaleyra, channel: sms}]\nentries:\n"
+            "  - {number: '+919876543210', expires: 2027-06-01}\n"
+            "  - {number: '+919876543211'}\n"
+            "  - {number: '+919876543212', expires: 2026-01-01}\n",
+        },
+    )
     desired = load_desired(root)
     entries = desired.entries["kaleyra/sms"]
     assert entries["+919876543210"].expires == dt.datetime(2027, 6, 1, tzinfo=dt.UTC)
@@ -108,14 +122,17 @@ def test_lists_targeting_the_same_scope_merge_expiry(tmp_path) -> None:
 
 
 def test_ttl_and_defaults(tmp_path) -> None:
-    root = write(tmp_path, {
-        "providers.yaml": PROVIDERS,
-        "a.yaml": "version: 1\nname: a\ntargets: [{provider: wooxy, reject_type: invalid}]\n"
-                  "defaults: {reason: spam, ttl: 6mo}\nentries:\n"
-                  "  - {number: '+919876543210', added: 2026-08-31}\n"
-                  "  - {number: '+919876543211', added: 2026-11-01, ttl: 90d, reason: x}\n"
-                  "  - {number: '+919876543212', expires: '2027-03-01T10:00:00+05:30'}\n",
-    })
+    root = write(
+        tmp_path,
+        {
+            "providers.yaml": PROVIDERS,
+            "a.yaml": "version: 1\nname: a\ntargets: [{provider: wooxy, reject_type: invalid}]\n"
+            "defaults: {reason: spam, ttl: 6mo}\nentries:\n"
+            "  - {number: '+919876543210', added: 2026-08-31}\n"
+            "  - {number: '+919876543211', added: 2026-11-01, ttl: 90d, reason: x}\n"
+            "  - {number: '+919876543212', expires: '2027-03-01T10:00:00+05:30'}\n",
+        },
+    )
     entries = load_desired(root).entries["wooxy/account"]
     assert entries["+919876543210"].expires == dt.datetime(2027, 2, 28, tzinfo=dt.UTC)
     assert entries["+919876543210"].reason == "spam"
@@ -135,8 +152,10 @@ def test_missing_providers_yaml(tmp_path) -> None:
 
 
 def test_plain_http_base_url_refused_unless_loopback(tmp_path) -> None:
-    text = ("version: 1\nproviders:\n  k:\n    type: kaleyra\n    base_url: http://api.example.com\n"
-            "    credentials: {api_key: {env: K}, sid: {env: S}}\n")
+    text = (
+        "version: 1\nproviders:\n  k:\n    type: kaleyra\n    base_url: http://api.example.com\n"
+        "    credentials: {api_key: {env: K}, sid: {env: S}}\n"
+    )
     root = write(tmp_path, {"providers.yaml": text})
     with pytest.raises(ConfigError) as info:
         load_desired(root, "blocklists")

@@ -1,0 +1,158 @@
+"""Open one adapter per provider instance: credentials, HTTP client, sandbox.
+
+Owns the edge between configuration and the network: reading credentials
+from the environment (never from YAML, never printed), checking base URLs
+(https unless loopback), building one keep-alive ``httpx.AsyncClient`` per
+provider instance, and running the in-process emulator for
+``base_url: sandbox``. Adapters never know which they talk to.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+from . import __version__
+from .errors import CredentialError
+from .models import ProviderInstance, ProvidersFile
+from .providers import ProviderAdapter, adapter_class
+from .sandbox import Emulator, emulator_class
+from .sandbox.base import EmulatorTransport
+
+SANDBOX = "sandbox"
+SANDBOX_BASE_URL = "http://sandbox.invalid"
+DEFAULT_TIMEOUT = 30.0
+
+
+def base_url_problem(url: str) -> str | None:
+    """Why ``url`` may not be used (None if fine): non-loopback URLs must be https."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"not an http(s) URL: {url!r}"
+    if parts.scheme == "https" or is_loopback(parts.hostname):
+        return None
+    return f"{url!r} is not https (only loopback addresses may use plain http)"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_credentials(
+    name: str, inst: ProviderInstance, env: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Credential values from the environment; a missing variable names itself."""
+    env = os.environ if env is None else env
+    caps = adapter_class(inst.type).capabilities
+    sandbox = inst.base_url == SANDBOX
+    out: dict[str, str] = {}
+    missing: list[str] = []
+    for key in caps.credential_keys:
+        ref = inst.credentials.get(key)
+        if ref is None:
+            if not sandbox:
+                missing.append(f"credentials.{key} is not configured")
+            continue
+        value = env.get(ref.env)
+        if value:
+            out[key] = value
+        elif not sandbox:
+            missing.append(f"environment variable {ref.env} (credentials.{key}) is not set")
+    if missing:
+        raise CredentialError(f"provider {name}: " + "; ".join(missing))
+    if sandbox and set(out) != set(caps.credential_keys):
+        out = dict(emulator_class(inst.type).credentials)  # the sandbox accepts its own
+    return out
+
+
+def sandbox_dir(root: Path) -> Path:
+    """Where in-process emulators keep their live state: ``.blocklist/sandbox``."""
+    return work_dir(root) / "sandbox"
+
+
+def work_dir(root: Path) -> Path:
+    """``.blocklist/`` beside the blocklists directory (the repository root)."""
+    return root.resolve().parent / ".blocklist"
+
+
+class Connections:
+    """The adapters of one run, with their clients. Use as an async context manager."""
+
+    def __init__(
+        self, config: ProvidersFile, root: Path, env: Mapping[str, str] | None = None
+    ) -> None:
+        self.config = config
+        self.root = root
+        self.env = os.environ if env is None else env
+        self.adapters: dict[str, ProviderAdapter] = {}
+        self.emulators: dict[str, Emulator] = {}
+        self._clients: list[httpx.AsyncClient] = []
+
+    def adapter(self, name: str) -> ProviderAdapter:
+        """The adapter of provider instance ``name``, opened on first use."""
+        if name in self.adapters:
+            return self.adapters[name]
+        inst = self.config.providers[name]
+        cls = adapter_class(inst.type)
+        credentials = resolve_credentials(name, inst, self.env)
+        caps = cls.capabilities
+        concurrency = min(inst.concurrency or caps.concurrency_limit, caps.concurrency_limit)
+        batch = min(inst.batch_size or caps.batch_limit, caps.batch_limit)
+        timeout = httpx.Timeout(inst.timeout or DEFAULT_TIMEOUT, connect=10.0)
+        limits = httpx.Limits(
+            max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2
+        )
+        headers = {"User-Agent": f"blocklist/{__version__}"}
+        if inst.base_url == SANDBOX:
+            emulator = self.emulator(name)
+            client = httpx.AsyncClient(
+                base_url=SANDBOX_BASE_URL,
+                transport=EmulatorTransport(emulator),
+                timeout=timeout,
+                headers=headers,
+            )
+        else:
+            client = httpx.AsyncClient(
+                base_url=inst.base_url or caps.default_base_url,
+                timeout=timeout,
+                limits=limits,
+                headers=headers,
+            )
+        self._clients.append(client)
+        options = {"auth_mode": inst.auth_mode or "token"}
+        adapter = cls(name, client, credentials, options)
+        adapter.capabilities = replace(caps, concurrency_limit=concurrency, batch_limit=batch)
+        self.adapters[name] = adapter
+        return adapter
+
+    def emulator(self, name: str) -> Emulator:
+        """The in-process emulator behind a ``base_url: sandbox`` instance."""
+        if name not in self.emulators:
+            inst = self.config.providers[name]
+            faults = inst.sandbox_faults or self.env.get("BLOCKLIST_SANDBOX_FAULTS")
+            self.emulators[name] = emulator_class(inst.type)(
+                state_path=sandbox_dir(self.root) / f"{name}.json", faults=faults
+            )
+        return self.emulators[name]
+
+    async def aclose(self) -> None:
+        for client in self._clients:
+            await client.aclose()
+        self._clients.clear()
+
+    async def __aenter__(self) -> Connections:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

@@ -1,0 +1,82 @@
+"""``blocklist sandbox``: serve every provider emulator on loopback, or reseed them.
+
+Served emulators keep their live state under ``.blocklist/sandbox/serve-<type>.json``
+(separate from the in-process ``base_url: sandbox`` state, which is per provider
+instance and reseeded with ``--reset`` too).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from .connections import sandbox_dir
+from .sandbox import EMULATOR_TYPES, emulator_class
+from .sandbox.faults import FaultSpec
+from .sandbox.server import LoopbackServer
+
+
+def faults_by_type(spec: str | None) -> dict[str, str | None]:
+    """'5xx=0.1' for all, or 'wooxy:5xx=0.1;kaleyra:drop=0.05' per type."""
+    out: dict[str, str | None] = dict.fromkeys(EMULATOR_TYPES)
+    if not spec:
+        return out
+    for part in spec.split(";"):
+        part = part.strip()
+        if not part:
+            continue
+        head, sep, rest = part.partition(":")
+        if sep and head in EMULATOR_TYPES:
+            out[head] = rest
+        elif sep and "=" not in head:
+            raise ValueError(f"unknown provider type {head!r} in --faults")
+        else:
+            for name in EMULATOR_TYPES:
+                out[name] = part
+    for value in out.values():
+        FaultSpec.parse(value)  # fail early on a bad spec
+    return out
+
+
+def reset_sandbox(directory: Path) -> list[str]:
+    """Delete every sandbox state file so that the next use reseeds it."""
+    folder = sandbox_dir(directory)
+    lines = []
+    for path in sorted(folder.glob("*.json")) if folder.exists() else []:
+        path.unlink()
+        lines.append(f"reset {path}")
+    return lines or [f"nothing to reset under {folder}"]
+
+
+def serve_sandbox(
+    directory: Path, port: int, faults: str | None, echo: Callable[[str], None]
+) -> None:
+    """Serve all five emulators until Ctrl-C."""
+    from .errors import BlocklistError
+
+    try:
+        per_type = faults_by_type(faults)
+    except ValueError as exc:
+        raise BlocklistError(f"--faults: {exc}") from None
+    folder = sandbox_dir(directory)
+    servers = []
+    try:
+        for i, name in enumerate(EMULATOR_TYPES):
+            cls = emulator_class(name)
+            emulator = cls(state_path=folder / f"serve-{name}.json", faults=per_type[name])
+            try:
+                server = LoopbackServer(emulator, port + i if port else 0).start()
+            except OSError as exc:
+                raise BlocklistError(f"cannot listen on port {port + i}: {exc.strerror}") from None
+            servers.append(server)
+            creds = ", ".join(f"{k}={v}" for k, v in cls.credentials.items())
+            echo(f"{name:9} {server.base_url}   credentials: {creds}")
+        echo(f"Debug endpoints: <base URL>/__sandbox/counters, /__sandbox/state; state in {folder}")
+        echo("Serving on loopback; press Ctrl-C to stop.")
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        echo("Stopped.")
+    finally:
+        for server in servers:
+            server.stop()
