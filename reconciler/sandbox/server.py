@@ -97,7 +97,9 @@ class LoopbackServer:
         self.emulator = emulator
         self._server = _EmulatorServer((host, port), emulator, timeout_hold)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name=f"sandbox-{emulator.type_name}", daemon=True
+            target=lambda: self._server.serve_forever(poll_interval=0.05),
+            name=f"sandbox-{emulator.type_name}",
+            daemon=True,
         )
 
     @property
