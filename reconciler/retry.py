@@ -23,9 +23,9 @@ from .errors import RetryableError
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    attempts: int = 6
+    attempts: int = 5
     total_seconds: float = 120.0
-    initial: float = 0.2
+    initial: float = 0.1
     max_wait: float = 10.0
     max_retry_after: float = 60.0
 
@@ -38,7 +38,9 @@ class _Wait:
 
     def __init__(self, policy: RetryPolicy) -> None:
         self.policy = policy
-        self.backoff = wait_exponential_jitter(initial=policy.initial, max=policy.max_wait)
+        self.backoff = wait_exponential_jitter(
+            multiplier=policy.initial, max=policy.max_wait, jitter=policy.initial
+        )
 
     def __call__(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None

@@ -112,6 +112,8 @@ async def refresh_targets(
             progress(f"{target.name}: {len(live):,} live entries ({elapsed:.1f}s)")
         return target.name, live
 
+    for target in targets:  # credentials of every provider are checked before any request
+        connections.adapter(target.provider)
     results = await asyncio.gather(*(one(t) for t in targets))
     return dict(results)
 

@@ -44,7 +44,7 @@ def test_shipped_blocklists_validate_with_summary(monkeypatch) -> None:
     result = CliRunner().invoke(main, ["validate"])
     assert result.exit_code == 0, result.stderr
     assert result.output.strip() == "Valid: 3 files, 2 lists, 10 numbers, 5 targets."
-    data = json.loads(CliRunner().invoke(main, ["validate", "--format", "json"]).output)
+    data = json.loads(CliRunner().invoke(main, ["validate", "--format", "json"]).stdout)
     assert data == {
         "valid": True,
         "problems": [],
