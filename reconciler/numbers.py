@@ -26,6 +26,35 @@ def is_known_region(region: str) -> bool:
     return region.upper() in phonenumbers.SUPPORTED_REGIONS
 
 
+_COUNTRY_CODES = frozenset(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+
+
+def _fast_e164(text: str) -> str | None:
+    """The common case, ``+`` and digits, without phonenumbers' general-purpose
+    parser (the slowest step): build the number directly and validate it. None
+    when the fast path cannot say yes (the full parser then explains why not)."""
+    if not _E164_FAST.match(text):
+        return None
+    digits = text[1:]
+    for size in (1, 2, 3):
+        cc = int(digits[:size])
+        if cc in _COUNTRY_CODES:
+            nsn = digits[size:]
+            break
+    else:
+        return None
+    zeros = len(nsn) - len(nsn.lstrip("0"))
+    number = phonenumbers.PhoneNumber(
+        country_code=cc,
+        national_number=int(nsn),
+        italian_leading_zero=zeros > 0 or None,
+        number_of_leading_zeros=zeros if zeros > 1 else None,
+    )
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+
+
 @lru_cache(maxsize=1 << 20)
 def normalise(raw: str, default_region: str | None = None) -> str:
     """E.164 form of ``raw``; raises InvalidNumber with the cause.
@@ -33,12 +62,19 @@ def normalise(raw: str, default_region: str | None = None) -> str:
     Accepts national formats (with ``default_region``), spaces, dashes, dots,
     brackets and ``00`` international prefixes.
     """
+    fast = _fast_e164(raw)
+    if fast is not None:
+        return fast
     text = raw.strip()
     if not text:
         raise InvalidNumber("empty phone number")
     compact = _SEPARATORS.sub("", text)
     if compact.startswith("00"):
         compact = "+" + compact[2:]
+    if compact != raw:
+        fast = _fast_e164(compact)
+        if fast is not None:
+            return fast
     if not re.fullmatch(r"\+?\d+", compact):
         raise InvalidNumber("phone number contains characters other than digits")
     region = default_region.upper() if default_region else None

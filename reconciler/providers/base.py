@@ -161,7 +161,7 @@ class ProviderAdapter:
             raise RetryableError(
                 self.instance,
                 endpoint,
-                short_body(resp) or "rate limited" if status == 429 else "server error",
+                short_body(resp) or ("rate limited" if status == 429 else "server error"),
                 status,
                 retry_after=parse_retry_after(resp.headers.get("Retry-After")),
             )

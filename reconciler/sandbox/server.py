@@ -25,6 +25,8 @@ TIMEOUT_HOLD_SECONDS = 35.0
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # without TCP_NODELAY every keep-alive reply waits ~40 ms for a delayed ACK
+    disable_nagle_algorithm = True
     server: _EmulatorServer
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
