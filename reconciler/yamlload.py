@@ -12,6 +12,7 @@ Lines and columns are 1-based, as editors and GitHub annotations count them.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,29 @@ import yaml
 from .errors import Problem
 
 try:  # the C loader is a dependency of record (DESIGN.md); fall back only if absent
-    _Loader = yaml.CSafeLoader
+    _BaseLoader = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - pyyaml built without libyaml
-    _Loader = yaml.SafeLoader
+    _BaseLoader = yaml.SafeLoader
+
+_STR = "tag:yaml.org,2002:str"
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
+    """libyaml's composer with a cached implicit-tag resolver: list files repeat the
+    same scalars (reasons, dates, keys) and PyYAML's resolver is pure Python."""
+
+    def resolve(self, kind: type, value: str | None, implicit: tuple[bool, bool]) -> str:
+        if kind is yaml.ScalarNode and implicit[0] and value is not None:
+            return _resolve_plain(value)
+        return super().resolve(kind, value, implicit)
+
+
+_RESOLVER = yaml.resolver.Resolver()
+
+
+@functools.lru_cache(maxsize=65536)
+def _resolve_plain(value: str) -> str:
+    return _RESOLVER.resolve(yaml.ScalarNode, value, (True, False))
 
 #: most nodes an alias may expand a document to, beyond its own size
 MAX_ALIAS_EXPANSION = 100_000
@@ -81,6 +102,8 @@ class _Builder:
         if self.budget < 0:
             raise self.fail(node, "alias expansion too large (possible alias bomb): refused")
         if isinstance(node, yaml.ScalarNode):
+            if node.tag == _STR:
+                return node.value
             try:
                 return self.constructor.construct_object(node)
             except yaml.YAMLError as exc:
@@ -154,9 +177,13 @@ def load_text(text: str, file: str) -> Any:
         raise YamlProblem(Problem(file, 1, 1, f"invalid YAML: {exc}")) from None
     if node is None:
         raise YamlProblem(Problem(file, 1, 1, "empty file: expected a mapping with 'version: 1'"))
-    seen: set[int] = set()
-    _count(node, seen)
-    return _Builder(file, len(seen)).build(node)
+    if "*" in text:  # aliases are possible: bound their expansion by the distinct nodes
+        seen: set[int] = set()
+        _count(node, seen)
+        distinct = len(seen)
+    else:
+        distinct = 1 << 62
+    return _Builder(file, distinct).build(node)
 
 
 def load_file(path: Path, display: str | None = None) -> Any:
