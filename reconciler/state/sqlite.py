@@ -1,0 +1,522 @@
+"""The default state backend: one SQLite file plus ``audit.log.jsonl`` beside it.
+
+Owns the on-disk format of local state: the schema and its migrations, crash
+safety (WAL with ``synchronous=FULL``, one ``BEGIN IMMEDIATE`` transaction per
+recorded batch, so a crash -- even a power cut -- loses at most the batch in
+flight), the lock row and the audit log file. Every write touches only the rows
+it names through the primary key, so its cost does not grow with the state.
+
+It never deletes, replaces or "repairs" a file it cannot read: a foreign or
+corrupt file is reported (``StateError`` naming the path) and left exactly as
+it was. It knows nothing of providers or plans.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ..domain import ManagedEntry
+from ..errors import StateError
+from . import (
+    audit_json,
+    build_export,
+    entries_from_rows,
+    entry_columns,
+    lock_error,
+    parse_export,
+)
+from .base import SCHEMA_VERSION, LockInfo, StateBackend
+
+log = logging.getLogger("blocklist.state")
+
+AUDIT_FILE_NAME = "audit.log.jsonl"
+SQLITE_HEADER = b"SQLite format 3\x00"
+BUSY_TIMEOUT_S = 30.0  # how long a write waits for another process's transaction
+_POLL_FIRST_S, _POLL_MAX_S = 0.05, 0.5  # lock polling with a timeout
+
+# Schema migrations by the version they lead to; run in order, each in the same
+# transaction as the version bump. Version 1 creates everything.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        """CREATE TABLE meta (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            lineage TEXT NOT NULL,
+            serial INTEGER NOT NULL,
+            schema_version INTEGER NOT NULL)""",
+        """CREATE TABLE entries (
+            target TEXT NOT NULL,
+            number TEXT NOT NULL,
+            expires TEXT,            -- ISO 8601, UTC; NULL = never
+            reason TEXT,
+            attrs TEXT,              -- JSON object, sorted keys; NULL = none
+            provider_id TEXT,
+            source TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (target, number)) WITHOUT ROWID""",
+        "CREATE INDEX entries_by_number ON entries (number)",
+        """CREATE TABLE target_meta (
+            target TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (target, key)) WITHOUT ROWID""",
+        """CREATE TABLE lock (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            actor TEXT NOT NULL,
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            since TEXT NOT NULL,
+            operation TEXT NOT NULL,
+            token TEXT NOT NULL)""",
+    ),
+}
+assert max(MIGRATIONS) == SCHEMA_VERSION, "add a migration for the new SCHEMA_VERSION"
+
+# Statements on hot paths, named so a test can check their query plans (no scans).
+UPSERT_ENTRY = """INSERT INTO entries (target, number, expires, reason, attrs, provider_id, source)
+    VALUES (?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (target, number) DO UPDATE SET
+        expires = excluded.expires, reason = excluded.reason, attrs = excluded.attrs,
+        provider_id = excluded.provider_id, source = excluded.source"""
+DELETE_ENTRY = "DELETE FROM entries WHERE target = ? AND number = ?"
+UPSERT_META = """INSERT INTO target_meta (target, key, value) VALUES (?, ?, ?)
+    ON CONFLICT (target, key) DO UPDATE SET value = excluded.value"""
+BUMP_SERIAL = "UPDATE meta SET serial = serial + 1 WHERE id = 1"
+READ_TARGET = (
+    "SELECT number, expires, reason, attrs, provider_id, source FROM entries WHERE target = ?"
+)
+FIND_NUMBER = """SELECT target, number, expires, reason, attrs, provider_id, source
+    FROM entries WHERE number = ? ORDER BY target"""
+# Distinct targets by skipping through the primary key (one probe per target, not a scan).
+LIST_TARGETS = """WITH RECURSIVE t(name) AS (
+        SELECT (SELECT min(target) FROM entries)
+        UNION ALL
+        SELECT (SELECT min(target) FROM entries WHERE target > t.name) FROM t
+        WHERE t.name IS NOT NULL)
+    SELECT name FROM t WHERE name IS NOT NULL
+    UNION SELECT target FROM target_meta
+    ORDER BY 1"""
+_LOCK_COLUMNS = "actor, host, pid, since, operation, token"
+
+
+class SqliteState(StateBackend):
+    """State in the SQLite file ``path``; ``create=False`` refuses to make a new one."""
+
+    def __init__(self, path: str | Path, create: bool = True) -> None:
+        self.path = Path(path)
+        self.audit_path = self.path.with_name(AUDIT_FILE_NAME)
+        self._lock_token: str | None = None
+        self._conn: sqlite3.Connection | None = None
+        existed = self._check_file(create)
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                timeout=BUSY_TIMEOUT_S,
+                isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot open state database {self.path}: {exc}") from exc
+        try:
+            if existed:
+                self._quick_check(conn)
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA cache_size = -32768")  # 32 MiB
+            self._conn = conn
+            self._ensure_schema(create)
+        except BaseException:
+            self._conn = None
+            conn.close()
+            raise
+
+    # -- opening ----------------------------------------------------------------------
+
+    def _check_file(self, create: bool) -> bool:
+        """True if a database file is already there; refuses anything but SQLite."""
+        try:
+            with self.path.open("rb") as fh:
+                header = fh.read(100)
+        except FileNotFoundError:
+            if not create:
+                raise StateError(f"no state at {self.path} (run an apply first)") from None
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StateError(
+                    f"cannot create state directory {self.path.parent}: {exc}"
+                ) from exc
+            return False
+        except IsADirectoryError:
+            raise StateError(f"state path {self.path} is a directory, not a database") from None
+        except OSError as exc:
+            raise StateError(f"cannot read state database {self.path}: {exc}") from exc
+        if not header:  # an empty file is an empty SQLite database
+            if not create:
+                raise StateError(f"no state at {self.path} (run an apply first)")
+            return False
+        if len(header) < 100 or not header.startswith(SQLITE_HEADER):
+            raise StateError(
+                f"{self.path} is not a blocklist state database (not an SQLite file); "
+                "it was left untouched"
+            )
+        return True
+
+    def _quick_check(self, conn: sqlite3.Connection) -> None:
+        try:
+            rows = conn.execute("PRAGMA quick_check").fetchall()
+        except sqlite3.DatabaseError as exc:
+            problem = str(exc)
+        else:
+            if rows == [("ok",)]:
+                return
+            problem = "; ".join(str(r[0]) for r in rows[:3])
+        raise StateError(
+            f"state database {self.path} is corrupt ({problem}); it was left untouched: "
+            "restore it from a backup or import an export"
+        )
+
+    def _ensure_schema(self, create: bool) -> None:
+        """Check the file is our state (or empty) before the first write, then switch it
+        to WAL and create or migrate the schema."""
+        conn = self._connection()
+        with self._guard("reading the schema version"):
+            version = self._schema_version(conn)
+            if version > SCHEMA_VERSION:
+                raise self._too_new(version)
+            if version == 0:
+                if not create:
+                    raise StateError(f"no state at {self.path} (run an apply first)")
+                foreign = conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' "
+                    "AND name NOT LIKE 'sqlite_%' ORDER BY name"
+                ).fetchall()
+                if foreign:
+                    raise StateError(
+                        f"{self.path} is an SQLite database but not a blocklist state "
+                        f"(it has tables {', '.join(r[0] for r in foreign[:5])}); "
+                        "it was left untouched"
+                    )
+            # The first write to the file: only once we know it is ours.
+            conn.execute("PRAGMA journal_mode = WAL")
+        if version == SCHEMA_VERSION:
+            return
+        with self._write("creating or migrating the schema") as conn:
+            version = self._schema_version(conn)  # another process may have done it
+            if version > SCHEMA_VERSION:
+                raise self._too_new(version)
+            for target_version in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[target_version]:
+                    conn.execute(statement)
+            if version == 0:
+                conn.execute(
+                    "INSERT INTO meta (id, lineage, serial, schema_version) VALUES (1, ?, 0, ?)",
+                    (str(uuid.uuid4()), SCHEMA_VERSION),
+                )
+            else:
+                conn.execute("UPDATE meta SET schema_version = ? WHERE id = 1", (SCHEMA_VERSION,))
+
+    def _schema_version(self, conn: sqlite3.Connection) -> int:
+        has_meta = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+        ).fetchone()
+        if not has_meta:
+            return 0
+        row = conn.execute("SELECT schema_version FROM meta WHERE id = 1").fetchone()
+        if row is None:
+            raise StateError(f"state database {self.path} has no meta row; it was left untouched")
+        return int(row[0])
+
+    def _too_new(self, version: int) -> StateError:
+        return StateError(
+            f"state database {self.path} has schema version {version}, newer than this "
+            f"tool's {SCHEMA_VERSION}; upgrade blocklist"
+        )
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StateError(f"state database {self.path} is closed")
+        return self._conn
+
+    @contextmanager
+    def _guard(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise StateError(f"state database {self.path}: {doing}: {exc}") from exc
+
+    @contextmanager
+    def _write(self, doing: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction: BEGIN IMMEDIATE ... COMMIT, rolled back on any error."""
+        conn = self._connection()
+        with self._guard(doing):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    try:
+                        conn.execute("ROLLBACK")
+                    except sqlite3.Error as exc:  # the original error matters more
+                        log.warning("rollback failed in %s: %s", self.path, exc)
+                raise
+
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        with self._guard("reading"):
+            return self._connection().execute(sql, params).fetchall()
+
+    # -- identity ---------------------------------------------------------------------
+
+    def lineage(self) -> str:
+        return str(self._read("SELECT lineage FROM meta WHERE id = 1")[0][0])
+
+    def serial(self) -> int:
+        return int(self._read("SELECT serial FROM meta WHERE id = 1")[0][0])
+
+    # -- reading ----------------------------------------------------------------------
+
+    def read_target(self, target: str) -> dict[str, ManagedEntry]:
+        with self._guard("reading a target"):
+            cursor = self._connection().execute(READ_TARGET, (target,))
+            return entries_from_rows(cursor)
+
+    def targets(self) -> list[str]:
+        return [row[0] for row in self._read(LIST_TARGETS)]
+
+    def target_meta(self, target: str) -> dict[str, str]:
+        rows = self._read(
+            "SELECT key, value FROM target_meta WHERE target = ? ORDER BY key", (target,)
+        )
+        return dict(rows)
+
+    def find_number(self, number: str) -> list[tuple[str, ManagedEntry]]:
+        rows = self._read(FIND_NUMBER, (number,))
+        return [(row[0], next(iter(entries_from_rows([row[1:]]).values()))) for row in rows]
+
+    # -- writing ----------------------------------------------------------------------
+
+    def record_batch(
+        self,
+        target: str,
+        upserts: Iterable[ManagedEntry] = (),
+        deletes: Iterable[str] = (),
+        meta: Mapping[str, str] | None = None,
+    ) -> None:
+        """Upserts, then deletes, then metadata, then serial += 1: all or nothing."""
+        upsert_rows = [(target, *entry_columns(e)) for e in upserts]
+        delete_rows = [(target, number) for number in deletes]
+        meta_rows = [(target, k, v) for k, v in (meta or {}).items()]
+        with self._write("recording a batch") as conn:
+            if upsert_rows:
+                conn.executemany(UPSERT_ENTRY, upsert_rows)
+            if delete_rows:
+                conn.executemany(DELETE_ENTRY, delete_rows)
+            if meta_rows:
+                conn.executemany(UPSERT_META, meta_rows)
+            conn.execute(BUMP_SERIAL)
+
+    def forget(self, target: str, number: str) -> bool:
+        """Serial += 1 only when something was forgotten (nothing changed otherwise)."""
+        with self._write("forgetting a number") as conn:
+            removed = conn.execute(DELETE_ENTRY, (target, number)).rowcount > 0
+            if removed:
+                conn.execute(BUMP_SERIAL)
+        return removed
+
+    # -- locking ----------------------------------------------------------------------
+
+    def acquire_lock(self, info: LockInfo, timeout: float = 0.0) -> None:
+        deadline = time.monotonic() + max(timeout, 0.0)
+        delay = _POLL_FIRST_S
+        while True:
+            with self._write("taking the lock") as conn:
+                row = conn.execute(f"SELECT {_LOCK_COLUMNS} FROM lock WHERE id = 1").fetchone()
+                if row is not None and _holder_is_dead(row):
+                    # a run on this host that was killed (kill -9, power cut) left its row:
+                    # its pid is gone, so nobody holds the lock any more
+                    log.warning("taking over the stale lock of %s", _lock_info(row).describe())
+                    conn.execute("DELETE FROM lock WHERE id = 1")
+                    row = None
+                if row is None:
+                    token = uuid.uuid4().hex
+                    conn.execute(
+                        f"INSERT INTO lock (id, {_LOCK_COLUMNS}) VALUES (1, ?, ?, ?, ?, ?, ?)",
+                        (
+                            info.actor,
+                            info.host,
+                            info.pid,
+                            info.since.isoformat(),
+                            info.operation,
+                            token,
+                        ),
+                    )
+                    self._lock_token = token
+                    return
+                if self._lock_token is not None and row[5] == self._lock_token:
+                    return  # we hold it already
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise lock_error(_lock_info(row))
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, _POLL_MAX_S)
+
+    def release_lock(self) -> None:
+        if self._lock_token is None:
+            return
+        with self._write("releasing the lock") as conn:
+            conn.execute("DELETE FROM lock WHERE token = ?", (self._lock_token,))
+        self._lock_token = None
+
+    def lock_holder(self) -> LockInfo | None:
+        rows = self._read(f"SELECT {_LOCK_COLUMNS} FROM lock WHERE id = 1")
+        return _lock_info(rows[0]) if rows else None
+
+    def break_lock(self) -> LockInfo | None:
+        with self._write("breaking the lock") as conn:
+            row = conn.execute(f"SELECT {_LOCK_COLUMNS} FROM lock WHERE id = 1").fetchone()
+            conn.execute("DELETE FROM lock")
+        if row is None:
+            return None
+        if row[5] == self._lock_token:
+            self._lock_token = None
+        return _lock_info(row)
+
+    # -- moving state -----------------------------------------------------------------
+
+    def export_state(self) -> dict[str, Any]:
+        with self._guard("exporting"):
+            conn = self._connection()
+            conn.execute("BEGIN")  # one consistent snapshot
+            try:
+                lineage, serial = conn.execute(
+                    "SELECT lineage, serial FROM meta WHERE id = 1"
+                ).fetchone()
+                targets: dict[str, tuple[dict[str, str], list[ManagedEntry]]] = {}
+                for (name,) in conn.execute(LIST_TARGETS).fetchall():
+                    meta = dict(
+                        conn.execute(
+                            "SELECT key, value FROM target_meta WHERE target = ?", (name,)
+                        ).fetchall()
+                    )
+                    entries = entries_from_rows(conn.execute(READ_TARGET, (name,)))
+                    targets[name] = (meta, list(entries.values()))
+            finally:
+                conn.execute("COMMIT")
+        return build_export(lineage, int(serial), targets)
+
+    def import_state(self, data: Mapping[str, Any]) -> None:
+        parsed = parse_export(data)
+        with self._write("importing") as conn:
+            (own_serial,) = conn.execute("SELECT serial FROM meta WHERE id = 1").fetchone()
+            conn.execute("DELETE FROM entries")
+            conn.execute("DELETE FROM target_meta")
+            for name, (meta, entries) in parsed.targets.items():
+                conn.executemany(UPSERT_META, [(name, key, value) for key, value in meta.items()])
+                conn.executemany(UPSERT_ENTRY, [(name, *entry_columns(e)) for e in entries])
+            conn.execute(
+                "UPDATE meta SET lineage = ?, serial = ? WHERE id = 1",
+                (parsed.lineage, max(int(own_serial), parsed.serial) + 1),
+            )
+
+    # -- audit log --------------------------------------------------------------------
+
+    def append_audit(self, record: Mapping[str, Any]) -> None:
+        """Append one JSON line to ``audit.log.jsonl``, fsynced before returning."""
+        data = (audit_json(record) + "\n").encode("utf-8")
+        try:
+            fd = os.open(self.audit_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    data = b"\n" + data  # never glue onto a line torn by a crash
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise StateError(f"cannot append to audit log {self.audit_path}: {exc}") from exc
+
+    def read_audit(self) -> list[dict[str, Any]]:
+        """Every record, oldest first; a line damaged by a crash is skipped with a warning."""
+        try:
+            text = self.audit_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return []
+        except (OSError, UnicodeDecodeError) as exc:
+            raise StateError(f"cannot read audit log {self.audit_path}: {exc}") from exc
+        return parse_audit_lines(text, str(self.audit_path))
+
+    # -- lifetime ---------------------------------------------------------------------
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if self._lock_token is not None:
+                try:
+                    conn.execute("DELETE FROM lock WHERE token = ?", (self._lock_token,))
+                except sqlite3.Error as exc:  # the row stays; `state unlock` clears it
+                    log.warning("could not release the state lock in %s: %s", self.path, exc)
+                self._lock_token = None
+        finally:
+            conn.close()
+
+    def __repr__(self) -> str:
+        return f"SqliteState({str(self.path)!r})"
+
+
+def _lock_info(row: tuple[Any, ...]) -> LockInfo:
+    actor, host, pid, since, operation = row[:5]
+    return LockInfo(
+        actor=actor,
+        host=host,
+        pid=int(pid),
+        since=datetime.fromisoformat(since),
+        operation=operation,
+    )
+
+
+def parse_audit_lines(text: str, where: str) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if not isinstance(record, dict):
+            log.warning("skipping a damaged audit record at %s:%d", where, lineno)
+            continue
+        records.append(record)
+    return records
+
+
+def _holder_is_dead(row: Any) -> bool:
+    """True when the lock row names a process on this host that no longer exists."""
+    host, pid = row[1], row[2]
+    if host != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # exists, owned by someone else
+        return False
+    return False
