@@ -407,6 +407,96 @@ def sandbox(directory: Path, port: int, faults: str | None, reset: bool) -> None
     serve_sandbox(directory, port, faults, click.echo)
 
 
+# -- import and audit ---------------------------------------------------------------------
+
+
+@main.command("import")
+@click.argument("target")
+@dir_option
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The list file to write, inside -C (default: DIR/imported-PROVIDER-SCOPE.yaml).",
+)
+@click.option("--force", is_flag=True, help="Overwrite the file(s) if they exist.")
+@click.option("--at", "at", help="Time written in the header (ISO, with zone), not now.")
+@click.option("-v", "--verbose", is_flag=True, help="Log each request.")
+@handle_errors
+def import_(
+    target: str, directory: Path, out: Path | None, force: bool, at: str | None, verbose: bool
+) -> None:
+    """Write the live entries of TARGET as a list file and adopt them into state.
+
+    TARGET is PROVIDER/SCOPE as plans name targets (kaleyra/sms, wooxy/account,
+    lox24/7116), declared by a list or not yet; or a provider instance with one
+    target. Opt-outs (the users' own), numbers a list already declares and
+    protected numbers are not imported. Entries with different provider
+    attributes (Wooxy reject types) go to one file each (-ATTRIBUTE suffix).
+    The entries are recorded in state without any API call, so the next plan
+    shows no changes for them. A provider that cannot list (Ozonetel) has
+    nothing to import: declare its numbers in a list and apply instead.
+    """
+    from .importer import ImportOptions, run_import
+    from .runner import stderr_progress
+
+    setup_logging(verbose)
+    options = ImportOptions(
+        directory=directory, target=target, out=out, force=force, now=parse_at(at)
+    )
+    result = run_async(lambda stop: run_import(options, stderr_progress))
+    for line in result.describe():
+        click.echo(line)
+
+
+@main.command()
+@dir_option
+@target_options
+@output_options
+@click.option("--format", "fmt", type=FORMATS, default="text")
+@click.option(
+    "--expiring-within",
+    "window",
+    default="14d",
+    show_default=True,
+    help="Report declared entries expiring within this long (e.g. 14d, 2w, 36h).",
+)
+@click.option(
+    "--detailed-exitcode", is_flag=True, help="Exit 0 when clean, 2 when there are findings."
+)
+@click.option("--strict", is_flag=True, help="Unmanaged entries count as findings too.")
+@handle_errors
+def audit(
+    directory: Path,
+    targets: tuple[str, ...],
+    at: str | None,
+    no_color: bool,
+    verbose: bool,
+    mask_numbers: bool,
+    fmt: str,
+    window: str,
+    detailed_exitcode: bool,
+    strict: bool,
+) -> None:
+    """Read-only report: drift, mismatches, unapplied, expired-but-live, expiring soon,
+    stale state and unmanaged entries (informational unless --strict). Never writes
+    to a provider or to state."""
+    from .audit import AuditOptions, render, render_markdown, run_audit
+    from .runner import stderr_progress
+
+    setup_logging(verbose)
+    options = AuditOptions(
+        directory=directory, targets=targets, now=parse_at(at), window=window, strict=strict
+    )
+    report = run_async(lambda stop: run_audit(options, stderr_progress))
+    click.echo(render(report, fmt, mask=mask_numbers, verbose=verbose))
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if os.environ.get("GITHUB_ACTIONS") == "true" and summary:
+        with open(summary, "a", encoding="utf-8") as fh:
+            fh.write(render_markdown(report, mask=mask_numbers) + "\n")
+    if detailed_exitcode and not report.clean:
+        sys.exit(2)
+
+
 # -- state --------------------------------------------------------------------------------
 
 
@@ -597,3 +687,7 @@ def git_commit(directory: Path) -> str | None:
 
 
 __all__ = ["main", "StalePlanError", "UnsafePlanError"]
+
+
+if __name__ == "__main__":  # python -m reconciler.cli
+    main()
