@@ -45,6 +45,7 @@ _RESOLVER = yaml.resolver.Resolver()
 def _resolve_plain(value: str) -> str:
     return _RESOLVER.resolve(yaml.ScalarNode, value, (True, False))
 
+
 #: most nodes an alias may expand a document to, beyond its own size
 MAX_ALIAS_EXPANSION = 100_000
 
@@ -160,6 +161,10 @@ def _count(node: yaml.Node, seen: set[int]) -> None:
 
 def load_text(text: str, file: str) -> Any:
     """Load one YAML document from text; raise YamlProblem with file:line:col."""
+    from .yamlfast import load_fast  # the common subset, line by line; None: use libyaml
+
+    if (fast := load_fast(text, file)) is not None:
+        return fast
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
