@@ -100,6 +100,8 @@ class Emulator:
         self.counters = Counters()
         self.lock = threading.RLock()
         self._rejected_credentials: set[str] = set()
+        self._generation = 0  # +1 per write request: invalidates ordered snapshots
+        self._snapshots: dict[str, tuple[tuple[int, int], list[Any]]] = {}
         self.state: dict[str, Any] = self._load(seed)
 
     # -- what subclasses implement ------------------------------------------------
@@ -148,6 +150,17 @@ class Emulator:
         if cred is not None:
             self._rejected_credentials.add(cred)
 
+    def ordered(self, key: str, items: dict[str, Any]) -> list[tuple[str, Any]]:
+        """``list(items.items())``, kept between requests until the next write, so that
+        offset paging through a long list is not quadratic (each page would otherwise
+        skip ``offset`` items again)."""
+        stamp = (self._generation, len(items))
+        cached = self._snapshots.get(key)
+        if cached is None or cached[0] != stamp:
+            cached = (stamp, list(items.items()))
+            self._snapshots[key] = cached
+        return cached[1]
+
     def fail_number(self) -> bool:
         """Whether to fail this number as a per-number partial failure (fault injection)."""
         if self.faults.fail_number():
@@ -192,6 +205,7 @@ class Emulator:
                 raise Timeout()
             response = self.route(request)
             if request.method in self.write_methods:
+                self._generation += 1
                 self.save()
                 if response.status_code < 400 and self.faults.drop_after_commit():
                     self.counters.faults["drop"] += 1

@@ -241,7 +241,14 @@ class KaleyraEmulator(Emulator):
             # "In case mobile numbers is not included in the API request, the complete
             # blocklist numbers will be provided with a limit of 100." Without a channel
             # filter: one row per (number, channel) pair, channel by channel [INFER].
-            rows = chain.from_iterable(((c, r) for r in state[c].values()) for c in channels)
+            if len(channels) == 1:  # the common case: slice the snapshot, skip nothing
+                snapshot = self.ordered(channels[0], state[channels[0]])
+                rows = ((channels[0], r) for _, r in snapshot[offset : offset + limit])
+                offset = 0
+            else:
+                rows = chain.from_iterable(
+                    ((c, r) for _, r in self.ordered(c, state[c])) for c in channels
+                )
         else:
             numbers = parse_mobiles(mobile)
             self.count_numbers(endpoint, len(numbers))

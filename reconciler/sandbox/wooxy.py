@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
-from itertools import islice
 from typing import Any, ClassVar
 
 import httpx
@@ -205,7 +204,8 @@ class WooxyEmulator(Emulator):
             matching = [(number, record)] if hit else []
             total, page = len(matching), matching[offset : offset + limit]
         elif reject_type is None:  # the whole list: page it without copying it
-            total, page = len(entries), list(islice(entries.items(), offset, offset + limit))
+            ordered = self.ordered("entries", entries)
+            total, page = len(ordered), ordered[offset : offset + limit]
         else:
             matching = [(n, r) for n, r in entries.items() if r["rejectType"] == reject_type]
             total, page = len(matching), matching[offset : offset + limit]
