@@ -10,9 +10,10 @@ Knows nothing of providers' live state or of HTTP.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,15 @@ def load_desired(root: Path | str, display_root: str | None = None) -> Desired:
     root = Path(root)
     shown = display_root if display_root is not None else str(root)
     loader = _Loader(root, shown)
-    return loader.run()
+    # what loading builds holds no reference cycles, and the cyclic collector would
+    # otherwise rescan the hundreds of thousands of new objects again and again
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return loader.run()
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class _Loader:
@@ -113,22 +122,20 @@ class _Loader:
         if not config_path.exists():
             raise ConfigError([Problem(config_file, 1, 1, "missing: providers.yaml is required")])
 
-        loaded: list[tuple[str, Any]] = []
-        for path in files:
-            shown = self.display(path)
-            try:
-                loaded.append((shown, load_file(path, shown)))
-            except YamlProblem as exc:
-                self.problems.append(exc.problem)
-
-        config = None
-        lists: list[tuple[str, Any]] = []
-        for shown, data in loaded:
-            if shown == config_file:
-                config = self.load_config(shown, data)
-            else:
-                lists.append((shown, data))
+        # providers.yaml first; then each list is parsed, merged and dropped before the
+        # next is read, so only one file's YAML tree is in memory at a time
+        try:
+            config = self.load_config(config_file, load_file(config_path, config_file))
+        except YamlProblem as exc:
+            self.problems.append(exc.problem)
+            config = None
         if config is None:
+            for path in files:  # still report what is wrong in the lists
+                if path != config_path:
+                    try:
+                        load_file(path, self.display(path))
+                    except YamlProblem as exc:
+                        self.problems.append(exc.problem)
             raise ConfigError(self.problems)
 
         protected = self.protected_numbers(config_file, config[1], config[0])
@@ -143,8 +150,17 @@ class _Loader:
         )
         owners: dict[str, dict[str, tuple[DesiredEntry, str]]] = {}
         target_modes: dict[str, tuple[bool, str]] = {}
-        for shown, data in lists:
+        for path in files:
+            if path == config_path:
+                continue
+            shown = self.display(path)
+            try:
+                data = load_file(path, shown)
+            except YamlProblem as exc:
+                self.problems.append(exc.problem)
+                continue
             self.load_list(shown, data, desired, owners, target_modes)
+            del data
         if self.problems:
             raise ConfigError(self.problems)
         desired.targets = dict(sorted(desired.targets.items()))
@@ -432,7 +448,9 @@ class _Loader:
         attrs: tuple[tuple[str, str], ...],
     ) -> None:
         if attrs:
-            entry = replace(entry, attrs=attrs)
+            entry = DesiredEntry(
+                entry.number, entry.reason, entry.expires, attrs, entry.source, entry.list_name
+            )
         per_target = desired.entries[target.name]
         existing = per_target.get(entry.number)
         if existing is None:

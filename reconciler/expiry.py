@@ -9,6 +9,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import re
+from functools import lru_cache
 
 _TTL = re.compile(r"^([1-9][0-9]*)(h|d|w|mo|y)$")
 
@@ -66,8 +67,10 @@ def parse_timestamp(text: str) -> dt.datetime:
     return parsed.astimezone(dt.UTC)
 
 
+@lru_cache(maxsize=65536)
 def iso(value: dt.datetime | None) -> str | None:
-    """Canonical text of an instant: ``2027-03-01T00:00:00Z``."""
+    """Canonical text of an instant: ``2027-03-01T00:00:00Z`` (cached: lists share a few
+    hundred expiries across hundreds of thousands of entries)."""
     if value is None:
         return None
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -85,6 +85,7 @@ class TargetPlan:
     fingerprint: str  # of the live state (or state) the plan was computed from
     forget: list[str] = field(default_factory=list)  # state-only cleanups, no API call
     unsafe_reasons: list[str] = field(default_factory=list)
+    _counts: dict[str, int] | None = field(default=None, repr=False, compare=False)
 
     @property
     def safe(self) -> bool:
@@ -94,14 +95,18 @@ class TargetPlan:
         return self.summary().get(action, 0)
 
     def summary(self) -> dict[str, int]:
-        counts = dict.fromkeys(ACTIONS, 0)
-        for c in self.changes:
-            counts[c.action] += 1
-        return counts
+        """Changes per action (counted once: a plan is not changed after it is built)."""
+        if self._counts is None:
+            counts = dict.fromkeys(ACTIONS, 0)
+            for c in self.changes:
+                counts[c.action] += 1
+            self._counts = counts
+        return dict(self._counts)
 
     @property
     def has_changes(self) -> bool:
-        return any(c.action in CHANGE_ACTIONS for c in self.changes) or bool(self.forget)
+        counts = self.summary()
+        return any(counts[a] for a in CHANGE_ACTIONS) or bool(self.forget)
 
     def write_ops(self) -> tuple[list[Op], list[Op]]:
         """(removes, adds) to send: update = remove then add; adopt/unmanaged send nothing."""

@@ -402,13 +402,18 @@ def _table(plan: Plan, limit: int) -> list[str]:
     return rows
 
 
+#: no comment under MARKDOWN_LIMIT characters can hold more change lines than this
+_MARKDOWN_MAX_LINES = MARKDOWN_LIMIT // 20
+
+
 class _Section:
     """One target's ``<details>`` block: a fixed frame plus as many change lines as fit."""
 
     def __init__(self, tp: TargetPlan, mask: bool) -> None:
         self.tp = tp
         self.changes = [c for c in tp.changes if c.action != "unmanaged"]
-        self.format = _LineFormat(self.changes, mask)
+        # columns are sized on the lines that can be shown at all, not on every change
+        self.format = _LineFormat(self.changes[:_MARKDOWN_MAX_LINES], mask)
         self.lines: list[str] = []
         name = _md_code(tp.target.name)
         pre = []

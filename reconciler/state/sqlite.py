@@ -1,9 +1,10 @@
 """The default state backend: one SQLite file plus ``audit.log.jsonl`` beside it.
 
 Owns the on-disk format of local state: the schema and its migrations, crash
-safety (WAL with ``synchronous=FULL``, one ``BEGIN IMMEDIATE`` transaction per
-recorded batch, so a crash -- even a power cut -- loses at most the batch in
-flight), the lock row and the audit log file. Every write touches only the rows
+safety (WAL with ``synchronous=NORMAL``, one ``BEGIN IMMEDIATE`` transaction per
+recorded batch, so a killed process loses at most the batch in flight; a power
+cut may also lose the last few commits, which the next plan sees again as live
+entries to adopt, since every write is idempotent), the lock row and the audit log file. Every write touches only the rows
 it names through the primary key, so its cost does not grow with the state.
 
 It never deletes, replaces or "repairs" a file it cannot read: a foreign or
@@ -129,7 +130,9 @@ class SqliteState(StateBackend):
         try:
             if existed:
                 self._quick_check(conn)
-            conn.execute("PRAGMA synchronous = FULL")
+            # NORMAL: no fsync per commit (it was ~40 % of an apply's client time);
+            # WAL still keeps every commit across a process crash
+            conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA cache_size = -32768")  # 32 MiB
             self._conn = conn
             self._ensure_schema(create)
