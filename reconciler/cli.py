@@ -275,6 +275,7 @@ def plan(
     if out is not None:
         from .planfile import save_plan
 
+        the_plan.desired_digest = desired.digest()
         save_plan(the_plan, out)
         click.echo(f"Saved the plan to {out}; apply it with: blocklist apply {out}", err=True)
     append_step_summary(the_plan, mask_numbers)

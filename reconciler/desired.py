@@ -59,8 +59,13 @@ class Desired:
         for name in sorted(self.entries):
             target = self.targets[name]
             h.update(f"T{name}|{target.exclusive}\n".encode())
-            for number, e in sorted(self.entries[name].items()):
-                h.update(f"{number}|{iso(e.expires)}|{e.reason}|{e.attrs}\n".encode())
+            entries = self.entries[name]
+            h.update(
+                "".join(
+                    f"{n}|{iso(e.expires)}|{e.reason}|{e.attrs}\n"
+                    for n, e in ((n, entries[n]) for n in sorted(entries))
+                ).encode()
+            )
         return h.hexdigest()
 
 
@@ -80,10 +85,14 @@ def load_desired(root: Path | str, display_root: str | None = None) -> Desired:
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return loader.run()
+        desired = loader.run()
     finally:
         if was_enabled:
             gc.enable()
+    # what was just loaded lives for the whole run: keep later collections (refresh,
+    # diff, render) from rescanning it
+    gc.freeze()
+    return desired
 
 
 class _Loader:
