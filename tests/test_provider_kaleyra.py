@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import httpx
@@ -14,11 +13,8 @@ from reconciler.domain import Batch, Op, Target
 from reconciler.errors import AuthError, CredentialError, ProviderError, RetryableError
 from reconciler.providers import adapter_class
 from reconciler.providers.kaleyra import KaleyraAdapter, mobile_query
-from reconciler.sandbox import server
-from reconciler.sandbox.base import Emulator
 from reconciler.sandbox.faults import Faults, FaultSpec
 from reconciler.sandbox.kaleyra import KaleyraEmulator
-from reconciler.sandbox.server import serve
 
 CREDS = dict(KaleyraEmulator.credentials)
 SID = CREDS["sid"]
@@ -50,48 +46,10 @@ def on(channel: str, em: KaleyraEmulator) -> list[str]:
     return [r["mobile"] for r in em.state["channels"][channel].values()]
 
 
-class Plugged:
-    """What the loopback server serves: the emulator the running test plugged in.
-
-    Starting a server per test costs 0.5 s on shutdown (``serve_forever`` polls), so
-    the module shares one ``serve()`` and each test plugs its own emulator in."""
-
-    type_name = "kaleyra"
-    emulator: Emulator
-
-    def enter(self) -> float:
-        return self.emulator.enter()
-
-    def leave(self) -> None:
-        self.emulator.leave()
-
-    def process(self, request: httpx.Request) -> httpx.Response:
-        return self.emulator.process(request)
-
-
-@pytest.fixture(scope="module")
-def loopback() -> Iterator[tuple[Plugged, str]]:
-    with pytest.MonkeyPatch.context() as mp:
-        # Workaround, test-only: the base handler writes headers and body in two sends,
-        # so Nagle + delayed ACK stall each keep-alive reply ~40 ms (proposed base fix:
-        # ``_Handler.disable_nagle_algorithm = True``).
-        mp.setattr(server._Handler, "disable_nagle_algorithm", True)
-        plugged = Plugged()
-        with serve(plugged) as url:  # type: ignore[arg-type]
-            yield plugged, url
-
-
 @pytest.fixture
 def plug(loopback):
     """``with plug(emulator) as url:`` serves ``emulator`` on the module's loopback port."""
-    plugged, url = loopback
-
-    @contextlib.contextmanager
-    def plugged_in(emulator: Emulator) -> Iterator[str]:
-        plugged.emulator = emulator
-        yield url
-
-    return plugged_in
+    return loopback.plugged
 
 
 @pytest.fixture

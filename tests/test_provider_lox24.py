@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import math
 import ssl
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -15,10 +14,8 @@ from reconciler.domain import Batch, LiveEntry, Op, Target
 from reconciler.errors import AuthError, CredentialError, ProviderError, RetryableError
 from reconciler.providers import adapter_class
 from reconciler.providers.lox24 import NO_ID_REASON, Lox24Adapter
-from reconciler.sandbox import server as server_module
 from reconciler.sandbox.faults import Faults, FaultSpec
 from reconciler.sandbox.lox24 import Lox24Emulator
-from reconciler.sandbox.server import serve
 
 # one TLS context for all clients: building one per client costs ~90 ms (loopback is http)
 TLS = ssl.create_default_context()
@@ -64,30 +61,12 @@ class Sandbox:
         return [p["phone"] for p in self.emulator.phones_of(group)]
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory) -> Iterator[tuple[Lox24Emulator, str]]:
-    # One loopback server for the module; `lox` gives every test a fresh sandbox.
-    emulator = Lox24Emulator(state_path=tmp_path_factory.mktemp("lox24") / "state.json")
-    with pytest.MonkeyPatch.context() as mp:
-        # Workaround until the base server sets TCP_NODELAY: without it every reply
-        # (headers, then body) waits ~40 ms for a delayed ACK (Nagle).
-        mp.setattr(server_module._Handler, "disable_nagle_algorithm", True)
-        with serve(emulator) as url:
-            yield emulator, url
-
-
 @pytest.fixture
-def lox(served) -> Iterator[Sandbox]:
-    emulator, url = served
+def lox(loopback, tmp_path) -> Sandbox:
+    # A fresh emulator per test, plugged into the module's one loopback server.
     clock = Clock()
-    emulator.clock = clock
-    emulator.faults = Faults(FaultSpec())
-    emulator.reset()
-    yield Sandbox(emulator, url, clock)
-    emulator.__dict__.pop("route", None)  # undo per-test patches of the API
-    emulator.__dict__.pop("phone_problems", None)
-    emulator.__dict__.pop("member_key", None)
-    emulator.__dict__.pop("account_active", None)
+    emulator = Lox24Emulator(state_path=tmp_path / "state.json", clock=clock)
+    return Sandbox(emulator, loopback.plug(emulator), clock)
 
 
 def adds(numbers) -> Batch:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from loopback import Loopback
 
 from reconciler.domain import Op, Outcome, Target
 from reconciler.errors import AuthError, ProviderError, RetryableError
@@ -22,10 +23,8 @@ from reconciler.providers.ozonetel import (
     reply_number,
     wire_number,
 )
-from reconciler.sandbox import server as server_module
 from reconciler.sandbox.faults import Faults, FaultSpec
 from reconciler.sandbox.ozonetel import OzonetelEmulator
-from reconciler.sandbox.server import serve
 
 CREDS = dict(OzonetelEmulator.credentials)
 T0 = 1_900_000_000.0  # 2030-03-17
@@ -49,53 +48,23 @@ class FakeClock:
         return self.now
 
 
-class Switch:
-    """Serves whichever emulator a test is using, so one loopback server serves the module
-    (starting and stopping a server costs 0.5 s in stdlib ``serve_forever``)."""
-
-    type_name = "ozonetel"
-    current: OzonetelEmulator
-
-    def enter(self) -> float:
-        return self.current.enter()
-
-    def process(self, request: httpx.Request) -> httpx.Response:
-        return self.current.process(request)
-
-    def leave(self) -> None:
-        self.current.leave()
-
-
-@pytest.fixture(scope="module")
-def loopback() -> Iterator[tuple[Switch, str]]:
-    # Work-around until the base server sets it: without TCP_NODELAY every keep-alive
-    # request waits ~40 ms for a delayed ACK (measured 45 ms vs 1 ms per request).
-    saved = server_module._Handler.disable_nagle_algorithm
-    server_module._Handler.disable_nagle_algorithm = True
-    switch = Switch()
-    try:
-        with serve(switch) as url:  # type: ignore[arg-type]
-            yield switch, url
-    finally:
-        server_module._Handler.disable_nagle_algorithm = saved
-
-
 class Sandbox:
     """One emulator behind the shared loopback server, and a way to drive an adapter at it."""
 
-    def __init__(self, switch: Switch, url: str) -> None:
-        self.switch = switch
-        self.url = url
+    def __init__(self, loopback: Loopback) -> None:
+        self.loopback = loopback
+        self.url = loopback.url
         self.sent: list[tuple[str, str, dict[str, str], Any]] = []
 
     def start(self, cls: type[OzonetelEmulator] = OzonetelEmulator, **kwargs) -> OzonetelEmulator:
         kwargs.setdefault("clock", FakeClock())
-        self.switch.current = cls(**kwargs)
-        return self.switch.current
+        emulator = cls(**kwargs)
+        self.loopback.plug(emulator)
+        return emulator
 
     @property
     def emulator(self) -> OzonetelEmulator:
-        return self.switch.current
+        return self.loopback.emulator  # type: ignore[return-value]  # what start() plugged in
 
     def drive(
         self,
@@ -125,7 +94,7 @@ class Sandbox:
 
 @pytest.fixture
 def sandbox(loopback) -> Sandbox:
-    return Sandbox(*loopback)
+    return Sandbox(loopback)
 
 
 async def apply(

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
+from loopback import Loopback, module_fixture
 
 from reconciler.domain import Batch, Op, Target
 from reconciler.errors import AuthError, ProviderError, RetryableError
@@ -17,7 +18,6 @@ from reconciler.providers import adapter_class
 from reconciler.providers.phonely import PhonelyAdapter
 from reconciler.sandbox.faults import Faults, FaultSpec
 from reconciler.sandbox.phonely import PhonelyEmulator, number_key
-from reconciler.sandbox.server import serve
 
 CREDS = {"api_key": "sandbox-phonely-key", "uid": "sandbox-uid"}
 TARGET = Target(
@@ -34,35 +34,8 @@ REMOVE = "DELETE /api/agent-block-list"
 TLS = ssl.create_default_context()
 
 
-class Switchboard:
-    """Stands in for one emulator in front of one loopback server, so the tests of this
-    module share a server (starting and stopping one costs ~0.5 s) while each test
-    still gets a fresh emulator: ``serve`` only calls enter/process/leave."""
-
-    type_name = "phonely"
-
-    def __init__(self) -> None:
-        self.current: PhonelyEmulator | None = None
-        self.url = ""
-
-    def enter(self) -> float:
-        return self.current.enter()
-
-    def process(self, request: httpx.Request) -> httpx.Response:
-        return self.current.process(request)
-
-    def leave(self) -> None:
-        self.current.leave()
-
-
-SWITCHBOARD = Switchboard()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _loopback() -> Iterator[None]:
-    with serve(SWITCHBOARD) as url:
-        SWITCHBOARD.url = url
-        yield
+LOOPBACK = Loopback("phonely")
+_loopback = module_fixture(LOOPBACK)  # one server for the module; tests plug emulators in
 
 
 def run(
@@ -73,10 +46,10 @@ def run(
 ) -> Any:
     """Serve the emulator on loopback and run ``body(adapter)`` in a fresh event loop."""
 
-    SWITCHBOARD.current = emulator
+    url = LOOPBACK.plug(emulator)
 
     async def main() -> Any:
-        async with httpx.AsyncClient(base_url=SWITCHBOARD.url, timeout=5, verify=TLS) as client:
+        async with httpx.AsyncClient(base_url=url, timeout=5, verify=TLS) as client:
             adapter = PhonelyAdapter("phonely-main", client, credentials, options)
             return await body(adapter)
 

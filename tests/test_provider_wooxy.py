@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import httpx
@@ -14,7 +14,6 @@ from reconciler.errors import AuthError, ProviderError, RetryableError
 from reconciler.providers import adapter_class
 from reconciler.providers.wooxy import WooxyAdapter
 from reconciler.sandbox.faults import Faults, FaultSpec
-from reconciler.sandbox.server import serve
 from reconciler.sandbox.wooxy import WooxyEmulator
 
 T = TypeVar("T")
@@ -86,10 +85,9 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[Served]:
+def server(loopback) -> Served:
     emulator = ScriptedEmulator(seed=False, clock=lambda: NOW)
-    with serve(emulator) as url:
-        yield Served(emulator, url)
+    return Served(emulator, loopback.plug(emulator))
 
 
 @pytest.fixture

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from reconciler.sandbox import emulator_class, server
-from reconciler.sandbox.base import Emulator
+from reconciler.sandbox import emulator_class
 from reconciler.sandbox.kaleyra import (
     AUTH_FAILED,
     BAD_PAYLOAD,
@@ -21,7 +19,6 @@ from reconciler.sandbox.kaleyra import (
     KaleyraEmulator,
     parse_mobiles,
 )
-from reconciler.sandbox.server import serve
 
 KEY = "sandbox-kaleyra-key"
 SID = "HXSANDBOX01"
@@ -41,48 +38,10 @@ def populate(em: KaleyraEmulator, channel: str, nums: list[str]) -> None:
         entries[n] = {"mobile": n, "added_at": "2026-01-01T00:00:00Z", "origin": "api"}
 
 
-class Plugged:
-    """What the loopback server serves: the emulator the running test plugged in.
-
-    Starting a server per test costs 0.5 s on shutdown (``serve_forever`` polls), so
-    the module shares one ``serve()`` and each test plugs its own emulator in."""
-
-    type_name = "kaleyra"
-    emulator: Emulator
-
-    def enter(self) -> float:
-        return self.emulator.enter()
-
-    def leave(self) -> None:
-        self.emulator.leave()
-
-    def process(self, request: httpx.Request) -> httpx.Response:
-        return self.emulator.process(request)
-
-
-@pytest.fixture(scope="module")
-def loopback() -> Iterator[tuple[Plugged, str]]:
-    with pytest.MonkeyPatch.context() as mp:
-        # Workaround, test-only: the base handler writes headers and body in two sends,
-        # so Nagle + delayed ACK stall each keep-alive reply ~40 ms (proposed base fix:
-        # ``_Handler.disable_nagle_algorithm = True``).
-        mp.setattr(server._Handler, "disable_nagle_algorithm", True)
-        plugged = Plugged()
-        with serve(plugged) as url:  # type: ignore[arg-type]
-            yield plugged, url
-
-
 @pytest.fixture
 def plug(loopback):
     """``with plug(emulator) as url:`` serves ``emulator`` on the module's loopback port."""
-    plugged, url = loopback
-
-    @contextlib.contextmanager
-    def plugged_in(emulator: Emulator) -> Iterator[str]:
-        plugged.emulator = emulator
-        yield url
-
-    return plugged_in
+    return loopback.plugged
 
 
 @pytest.fixture

@@ -10,10 +10,8 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from reconciler.sandbox import server as server_module
 from reconciler.sandbox.faults import Faults, FaultSpec
 from reconciler.sandbox.lox24 import PAGE_SIZE, Lox24Emulator
-from reconciler.sandbox.server import serve
 
 TOKEN = "1234567:sandbox-lox24-key"
 AUTH = {"X-LOX24-AUTH-TOKEN": TOKEN}
@@ -52,26 +50,12 @@ class Sandbox:
         self.emulator.reset()
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory) -> Iterator[tuple[Lox24Emulator, str]]:
-    # One loopback server for the module (each server stop costs ~0.5 s of polling);
-    # every test starts from a fresh, reseeded sandbox through `lox`.
-    emulator = Lox24Emulator(state_path=tmp_path_factory.mktemp("lox24") / "state.json")
-    with pytest.MonkeyPatch.context() as mp:
-        # Workaround until the base server sets TCP_NODELAY: without it every reply
-        # (headers, then body) waits ~40 ms for a delayed ACK (Nagle).
-        mp.setattr(server_module._Handler, "disable_nagle_algorithm", True)
-        with serve(emulator) as url:
-            yield emulator, url
-
-
 @pytest.fixture
-def lox(served) -> Iterator[Sandbox]:
-    emulator, url = served
+def lox(loopback, tmp_path) -> Iterator[Sandbox]:
+    # Every test starts from a fresh, seeded emulator on the module's loopback server.
     clock = Clock()
-    emulator.clock = clock
-    emulator.faults = Faults(FaultSpec())
-    emulator.reset()
+    emulator = Lox24Emulator(state_path=tmp_path / "state.json", clock=clock)
+    url = loopback.plug(emulator)
     with (
         httpx.Client(base_url=url, headers={**AUTH, **LD}, verify=TLS) as client,
         httpx.Client(base_url=url, headers=LD, verify=TLS) as anon,

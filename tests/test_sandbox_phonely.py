@@ -9,10 +9,10 @@ from contextlib import contextmanager
 
 import httpx
 import pytest
+from loopback import Loopback, module_fixture
 
 from reconciler.sandbox import emulator_class
 from reconciler.sandbox.phonely import PhonelyEmulator, number_key
-from reconciler.sandbox.server import serve
 
 KEY = "sandbox-phonely-key"
 UID = "sandbox-uid"
@@ -33,42 +33,15 @@ UNAUTHORIZED = {
 TLS = ssl.create_default_context()
 
 
-class Switchboard:
-    """Stands in for one emulator in front of one loopback server, so the tests of this
-    module share a server (starting and stopping one costs ~0.5 s) while each test
-    still gets a fresh emulator: ``serve`` only calls enter/process/leave."""
-
-    type_name = "phonely"
-
-    def __init__(self) -> None:
-        self.current: PhonelyEmulator | None = None
-        self.url = ""
-
-    def enter(self) -> float:
-        return self.current.enter()
-
-    def process(self, request: httpx.Request) -> httpx.Response:
-        return self.current.process(request)
-
-    def leave(self) -> None:
-        self.current.leave()
-
-
-SWITCHBOARD = Switchboard()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _loopback() -> Iterator[None]:
-    with serve(SWITCHBOARD) as url:
-        SWITCHBOARD.url = url
-        yield
+LOOPBACK = Loopback("phonely")
+_loopback = module_fixture(LOOPBACK)  # one server for the module; tests plug emulators in
 
 
 @contextmanager
 def running(emulator: PhonelyEmulator | None = None, **kwargs) -> Iterator[tuple]:
     emulator = emulator or PhonelyEmulator(**kwargs)
-    SWITCHBOARD.current = emulator
-    with httpx.Client(base_url=SWITCHBOARD.url, timeout=5, verify=TLS) as client:
+    url = LOOPBACK.plug(emulator)
+    with httpx.Client(base_url=url, timeout=5, verify=TLS) as client:
         yield emulator, client
 
 

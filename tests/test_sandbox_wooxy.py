@@ -58,9 +58,9 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[Served]:
+def server(loopback) -> Iterator[Served]:
     emulator = WooxyEmulator(clock=lambda: NOW)
-    with serve(emulator) as url, httpx.Client(base_url=url) as client:
+    with httpx.Client(base_url=loopback.plug(emulator)) as client:
         yield Served(emulator, client)
 
 
