@@ -1,7 +1,9 @@
 """The provider-agnostic values that flow between loader, planner, adapters and state.
 
-Plain frozen dataclasses with slots: they are built by the hundred thousand,
-so they carry no validation of their own (the loader validates once).
+Slotted dataclasses with no validation of their own (the loader validates
+once). The per-number ones (DesiredEntry, LiveEntry, ManagedEntry) are built by
+the hundred thousand, so they are not ``frozen`` (a frozen dataclass costs ~5x
+to construct): treat every value here as immutable all the same.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ class Target:
         return dict(self.scope)[key]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DesiredEntry:
     """A number declared for a target, after merging all lists."""
 
@@ -40,7 +42,7 @@ class DesiredEntry:
     list_name: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LiveEntry:
     """A number as a provider reports it, normalised to E.164."""
 
@@ -51,7 +53,7 @@ class LiveEntry:
     opt_out: bool = False  # added by the provider / its users (STOP): never removed
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ManagedEntry:
     """What state remembers of a number this tool put there."""
 

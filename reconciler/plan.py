@@ -12,8 +12,6 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from deepdiff import DeepDiff
-
 from . import __version__
 from .domain import DesiredEntry, LiveEntry, ManagedEntry, Op, Target
 from .expiry import iso
@@ -29,9 +27,9 @@ WRITE_ACTIONS = frozenset({"add", "readd", "update", "expire", "remove"})
 CHANGE_ACTIONS = WRITE_ACTIONS | {"adopt"}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Change:
-    """One line of a plan."""
+    """One line of a plan (immutable by convention; not frozen: plans hold millions)."""
 
     action: str
     number: str
@@ -279,16 +277,14 @@ def _differences(
     if native_expiry and managed is not None:
         want["expires"] = iso(entry.expires)
         have["expires"] = iso(managed.expires)
-    # an attribute the list does not set is not compared (the provider's default stands)
-    for k in attr_keys:
-        if want[k] is None:
-            want.pop(k)
-            have.pop(k)
-    if want == have:
-        return None
-    diff = DeepDiff(have, want, verbose_level=1)
-    keys = sorted({path.split("'")[1] for kind in diff.values() for path in kind if "'" in path})
-    return tuple((k, have.get(k)) for k in keys)
+    # an attribute the list does not set is not compared (the provider's default stands);
+    # the records are flat and tiny, so a direct comparison is all it takes
+    changed = tuple(
+        (k, have[k])
+        for k in sorted(want)
+        if want[k] != have[k] and (want[k] is not None or k == "expires")
+    )
+    return changed or None
 
 
 def safety_problems(plan: TargetPlan, safety: Safety) -> list[str]:

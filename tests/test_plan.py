@@ -168,3 +168,12 @@ def test_applying_a_plan_converges(world) -> None:
     again = plan_target(target, desired, new_live, new_managed, NOW, **kw)
     assert not any(c.action in CHANGE_ACTIONS for c in again.changes), again.changes
     assert again.forget == []
+
+
+def test_dropping_an_expiry_is_an_update_on_native_expiry_providers() -> None:
+    target = Target("ozonetel/fraud", "ozonetel", "ozonetel", (("group", "fraud"),))
+    desired = {NUMBERS[0]: d(NUMBERS[0])}  # no expiry any more
+    managed = {NUMBERS[0]: m(NUMBERS[0], FUTURE)}
+    tp = plan_target(target, desired, None, managed, NOW, native_expiry=True)
+    assert actions(tp) == {"update": [NUMBERS[0]]}
+    assert tp.changes[0].update_text().startswith("expires: 2026-12-22T00:00:00Z → none")
