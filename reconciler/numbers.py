@@ -9,7 +9,7 @@ format difference never looks like a change).
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat
@@ -44,6 +44,9 @@ def _fast_e164(text: str) -> str | None:
     else:
         return None
     zeros = len(nsn) - len(nsn.lstrip("0"))
+    checks = _region_checks(cc)
+    if checks is not None and zeros == 0:
+        return text if _valid_nsn(nsn, checks) else None
     number = phonenumbers.PhoneNumber(
         country_code=cc,
         national_number=int(nsn),
@@ -53,6 +56,54 @@ def _fast_e164(text: str) -> str | None:
     if not phonenumbers.is_valid_number(number):
         return None
     return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+
+
+_Desc = tuple[frozenset[int], re.Pattern[str]]
+_TYPE_DESCS = (  # mobile and fixed line first: most numbers stop there
+    "mobile", "fixed_line", "toll_free", "premium_rate", "shared_cost", "voip",
+    "personal_number", "pager", "uan", "voicemail",
+)  # fmt: skip
+
+
+@cache
+def _region_checks(cc: int) -> tuple[_Desc, tuple[_Desc, ...]] | None:
+    """For a calling code used by exactly one region: its general description and its
+    number-type descriptions, compiled once. None where phonenumbers must decide
+    (codes shared by several regions, such as +1 or +44, and non-geographic ones)."""
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(cc, ())
+    if len(regions) != 1 or regions[0] == "001":
+        return None
+    meta = phonenumbers.PhoneMetadata.metadata_for_region(regions[0])
+    if meta is None or meta.general_desc is None:
+        return None
+
+    def compile_desc(desc: phonenumbers.PhoneNumberDesc | None) -> _Desc | None:
+        if desc is None or desc.national_number_pattern is None:
+            return None
+        pattern = re.compile(f"(?:{desc.national_number_pattern})")
+        return frozenset(desc.possible_length or ()), pattern
+
+    general = compile_desc(meta.general_desc)
+    if general is None:
+        return None
+    types = tuple(d for d in (compile_desc(getattr(meta, n)) for n in _TYPE_DESCS) if d)
+    return general, types
+
+
+def _valid_nsn(nsn: str, checks: tuple[_Desc, tuple[_Desc, ...]]) -> bool:
+    """phonenumbers' validity rule (a number is valid when it matches its region's
+    general description and at least one number type), without its per-call overhead."""
+    general, types = checks
+    if not _matches(nsn, general):
+        return False
+    return any(_matches(nsn, desc) for desc in types)
+
+
+def _matches(nsn: str, desc: _Desc) -> bool:
+    lengths, pattern = desc
+    if lengths and len(nsn) not in lengths:
+        return False
+    return pattern.fullmatch(nsn) is not None
 
 
 @lru_cache(maxsize=1 << 20)

@@ -204,3 +204,37 @@ def test_example_files_point_at_their_schema() -> None:
         first = path.read_text().splitlines()[0]
         schema = "providers" if path.name == "providers.yaml" else "blocklist"
         assert first == f"# yaml-language-server: $schema=../schemas/{schema}.schema.json"
+
+
+def test_fast_e164_path_agrees_with_phonenumbers() -> None:
+    """The fast path (no general parser, compiled region patterns) must give exactly what
+    phonenumbers gives: the same E.164 text for valid numbers, a rejection otherwise."""
+    import random
+
+    import phonenumbers
+
+    rng = random.Random(20261123)
+    codes = list(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+    checked = 0
+    for _ in range(30_000):
+        cc = rng.choice(codes)
+        nsn = str(rng.randint(1, 9)) + "".join(rng.choices("0123456789", k=rng.randint(3, 12)))
+        text = f"+{cc}{nsn}"
+        if len(text) > 16:
+            continue
+        try:
+            parsed = phonenumbers.parse(text)
+            want = (
+                phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+                if phonenumbers.is_possible_number(parsed) and phonenumbers.is_valid_number(parsed)
+                else None
+            )
+        except phonenumbers.NumberParseException:
+            want = None
+        try:
+            got = normalise(text)
+        except InvalidNumber:
+            got = None
+        assert got == want, text
+        checked += 1
+    assert checked > 20_000
