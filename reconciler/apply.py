@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import random
 import sys
 import time
 from collections import Counter, defaultdict
@@ -26,8 +27,6 @@ from .providers import ProviderAdapter
 from .retry import DEFAULT_POLICY, RetryPolicy, retrying
 from .state import StateBackend
 
-#: how many times ops a provider reported as retryable are re-sent
-OP_RETRY_ROUNDS = 3
 #: state-only records (adopt, forget) are written in chunks of this size
 STATE_CHUNK = 1000
 
@@ -215,7 +214,9 @@ class Executor:
         name = tp.target.name
         async with self.limit(adapter):
             pending = batch
-            for _ in range(OP_RETRY_ROUNDS):
+            # ops a provider reported retryable are re-sent as often, and with the same
+            # backoff, as a request that failed whole (RetryPolicy.attempts)
+            for round_ in range(self.policy.attempts):
                 why = self._dead.get(adapter.instance)
                 if why is None and self.stop.is_set():
                     why = "not attempted: apply was interrupted"
@@ -237,7 +238,7 @@ class Executor:
                 except ProviderError as exc:
                     self.fail_all(name, pending.ops, actions, str(exc))
                     return
-                retry_ops, wait = self.record(tp, result, actions)
+                retry_ops, retry_after = self.record(tp, result, actions)
                 self.report.batches += 1
                 ok = sum(1 for o in result.outcomes if o.ok)
                 self.progress.batch(
@@ -245,9 +246,17 @@ class Executor:
                 )
                 if not retry_ops:
                     return
-                await asyncio.sleep(min(wait, self.policy.max_retry_after))
+                if round_ + 1 < self.policy.attempts:
+                    await asyncio.sleep(self.backoff(round_, retry_after))
                 pending = Batch(retry_ops, pending.phase, pending.fields)
             self.fail_all(name, pending.ops, actions, "still failing after retries")
+
+    def backoff(self, round_: int, retry_after: float | None) -> float:
+        """Seconds before re-sending ops reported retryable: the provider's Retry-After
+        if it gave one, else exponential backoff; plus jitter either way."""
+        p = self.policy
+        wait = retry_after if retry_after is not None else min(p.initial * 2**round_, p.max_wait)
+        return min(wait + random.uniform(0, p.initial), p.max_retry_after)
 
     async def send(self, adapter: ProviderAdapter, tp: TargetPlan, batch: Batch) -> BatchResult:
         async for attempt in retrying(self.policy):
@@ -257,13 +266,14 @@ class Executor:
 
     def record(
         self, tp: TargetPlan, result: BatchResult, actions: dict[str, str]
-    ) -> tuple[list[Op], float]:
-        """Write a batch's outcomes to state in one transaction; return ops to re-send."""
+    ) -> tuple[list[Op], float | None]:
+        """Write a batch's outcomes to state in one transaction; return the ops to
+        re-send and the longest Retry-After the provider gave for them."""
         name = tp.target.name
         upserts: list[ManagedEntry] = []
         deletes: list[str] = []
         retry: list[Op] = []
-        wait = self.policy.initial
+        retry_after: float | None = None
         for o in result.outcomes:
             op = o.op
             action = actions.get(op.number, op.kind)
@@ -280,15 +290,15 @@ class Executor:
                         self.report.done[name][action] += 1
             elif o.status == "retryable":
                 retry.append(op)
-                if o.retry_after:
-                    wait = max(wait, o.retry_after)
+                if o.retry_after is not None:
+                    retry_after = max(retry_after or 0.0, o.retry_after)
             else:
                 self.report.failures.append(
                     Failure(name, op.number, action, o.reason or "failed (no reason given)")
                 )
         if upserts or deletes or result.target_meta:
             self.state.record_batch(name, upserts, deletes, result.target_meta)
-        return retry, wait
+        return retry, retry_after
 
     def fail_all(self, target: str, ops: list[Op], actions: dict[str, str], reason: str) -> None:
         for op in ops:

@@ -22,6 +22,7 @@ from . import __version__
 from .errors import CredentialError
 from .models import ProviderInstance, ProvidersFile
 from .providers import ProviderAdapter, adapter_class
+from .retry import DEFAULT_POLICY
 from .sandbox import Emulator, emulator_class
 from .sandbox.base import EmulatorTransport
 
@@ -133,6 +134,7 @@ class Connections:
         options = {"auth_mode": inst.auth_mode or "token"}
         adapter = cls(name, client, credentials, options)
         adapter.capabilities = replace(caps, concurrency_limit=concurrency, batch_limit=batch)
+        adapter.read_policy = DEFAULT_POLICY  # each read request re-sent on its own
         self.adapters[name] = adapter
         return adapter
 

@@ -7,6 +7,7 @@ Only ``RetryableError`` (429, 5xx, timeouts, dropped connections) is retried;
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 from tenacity import (
@@ -34,7 +35,8 @@ DEFAULT_POLICY = RetryPolicy()
 
 
 class _Wait:
-    """Retry-After when the provider gave one, else exponential backoff with jitter."""
+    """Retry-After when the provider gave one, else exponential backoff; with jitter
+    either way, so that requests throttled together do not all come back together."""
 
     def __init__(self, policy: RetryPolicy) -> None:
         self.policy = policy
@@ -46,7 +48,10 @@ class _Wait:
         exc = state.outcome.exception() if state.outcome else None
         after = getattr(exc, "retry_after", None)
         if after is not None:
-            return min(float(after), self.policy.max_retry_after)
+            jitter = random.uniform(0, self.policy.initial * 2 ** (state.attempt_number - 1))
+            return min(
+                float(after) + min(jitter, self.policy.max_wait), self.policy.max_retry_after
+            )
         return self.backoff(state)
 
 

@@ -26,7 +26,6 @@ from .errors import BlocklistError, CredentialError, StalePlanError, UnsafePlanE
 from .models import ProvidersFile, Safety
 from .plan import Plan, plan_target
 from .providers import adapter_class
-from .retry import retrying
 from .state import StateBackend, current_lock_info, open_state
 
 Progress = Callable[[str], None]
@@ -94,9 +93,9 @@ async def refresh_targets(
                 progress(f"{target.name}: live state not readable, using state")
             return target.name, None
         started = time.monotonic()
-        async for attempt in retrying():
-            with attempt:
-                entries = await adapter.refresh(target)
+        # every read request is re-sent on its own (ProviderAdapter.read): retrying the
+        # whole refresh would start a list of many pages over for one failing page
+        entries = await adapter.refresh(target)
         live: dict[str, LiveEntry] = {}
         for e in entries:
             if e.number in live:  # the same number twice (e.g. LOX24 duplicates): keep all ids
@@ -155,7 +154,7 @@ def build_plan(
     return Plan(
         now=now,
         targets=plans,
-        desired_digest=desired.digest(),
+        desired_digest="",  # computed only for a saved plan (plan --out): it is costly
         lineage=state.lineage() if state else None,
         serial=state.serial() if state else 0,
     )

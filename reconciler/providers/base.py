@@ -17,16 +17,19 @@ import email.utils
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 import httpx
 
 from ..domain import Batch, BatchResult, LiveEntry, Op, Target
 from ..errors import AuthError, ProviderError, RetryableError
+from ..retry import RetryPolicy, retrying
 
 log = logging.getLogger("blocklist.provider")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,10 @@ class ProviderAdapter:
 
     type_name: ClassVar[str]
     capabilities: ClassVar[Capabilities]
+    #: how idempotent reads (each page of a refresh) are re-sent on 429, 5xx, timeouts
+    #: and dropped connections; None sends every request once. ``Connections`` sets it
+    #: for real runs; an adapter used bare (as in its unit tests) keeps None.
+    read_policy: RetryPolicy | None = None
 
     def __init__(
         self,
@@ -113,6 +120,19 @@ class ProviderAdapter:
         raise NotImplementedError
 
     # -- HTTP helpers shared by adapters ---------------------------------------
+
+    async def read(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Run one idempotent read request, re-sent under ``read_policy``.
+
+        A long list is read page by page; one failing page must not start the whole
+        read over (at a 10 % error rate, 30 pages in a row almost never all succeed).
+        """
+        if self.read_policy is None:
+            return await call()
+        async for attempt in retrying(self.read_policy):
+            with attempt:
+                return await call()
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def request(
         self,

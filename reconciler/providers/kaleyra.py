@@ -189,7 +189,9 @@ class KaleyraAdapter(ProviderAdapter):
 
     async def _get(self, query: str) -> list[str]:
         """The ``mobile`` values of one GET page (the query is sent as written)."""
-        resp, body = await self._call("GET", f"{self._path()}?{query}", GET_ENDPOINT)
+        resp, body = await self.read(
+            lambda: self._call("GET", f"{self._path()}?{query}", GET_ENDPOINT)
+        )
         if resp.status_code != 200:
             raise ProviderError(
                 self.instance, GET_ENDPOINT, _reason(body) or "unexpected status", resp.status_code

@@ -251,7 +251,7 @@ class Lox24Adapter(ProviderAdapter):
         return f"{parts.path}?{parts.query}"
 
     async def _page(self, path: str) -> dict[str, Any]:
-        resp = await self._call("GET", path, EP_LIST)
+        resp = await self.read(lambda: self._call("GET", path, EP_LIST))
         if resp.status_code != 200:
             raise self._fail(resp, EP_LIST)
         body = self.json_of(resp, EP_LIST)
@@ -295,8 +295,11 @@ class Lox24Adapter(ProviderAdapter):
                 present.setdefault(normalise_live(raw), []).append(pid)
             for i, op in enumerate(ops):
                 if op.number in present:
+                    # stays uncertain: if this send fails after all (the POST of the rest
+                    # is throttled), the next re-send must find it listed again
                     outcomes[i] = Outcome(op, "already", provider_id=",".join(present[op.number]))
-                uncertain.discard(op.number)
+                else:
+                    uncertain.discard(op.number)
         todo = [(i, op) for i, op in enumerate(ops) if i not in outcomes]
         if todo:
             posted = await self._post_batch(gid, todo)

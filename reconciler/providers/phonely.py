@@ -77,9 +77,8 @@ class PhonelyAdapter(ProviderAdapter):
     async def refresh(self, target: Target) -> list[LiveEntry]:
         agent_id = self._agent_id(target)
         # GET: "uid(string, required): Your user ID", "agentId(string, required)"
-        resp = await self._call(
-            "GET", LIST, params={"uid": self._credential("uid"), "agentId": agent_id}
-        )
+        params = {"uid": self._credential("uid"), "agentId": agent_id}
+        resp = await self.read(lambda: self._call("GET", LIST, params=params))
         if resp.status_code != 200:
             raise self._status_error(resp, LIST)
         body = self.json_of(resp, LIST)

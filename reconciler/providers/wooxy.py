@@ -137,7 +137,7 @@ class WooxyAdapter(ProviderAdapter):
 
     async def _find(self, offset: int) -> tuple[list[dict[str, Any]], int]:
         body = {"offset": offset, "limit": PAGE_SIZE}
-        payload, resp = await self._call(FIND, body)
+        payload, resp = await self.read(lambda: self._call(FIND, body))
         data, total = payload.get("data"), payload.get("totalCount")
         if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
             raise self.malformed(resp, FIND, "'data' is not a list of records")
