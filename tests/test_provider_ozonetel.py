@@ -17,7 +17,7 @@ from reconciler.errors import AuthError, ProviderError, RetryableError
 from reconciler.providers import adapter_class
 from reconciler.providers.ozonetel import (
     ADD_FAILED,
-    REMOVE_FAILED,
+    REMOVE_NOT_THERE,
     OzonetelAdapter,
     expiry_date,
     reply_number,
@@ -333,13 +333,14 @@ def test_invalid_data_fails_the_whole_batch(sandbox: Sandbox) -> None:
     assert meta == {}
 
 
-def test_remove_of_a_number_not_in_the_group_fails_with_a_hint(sandbox: Sandbox) -> None:
+def test_remove_of_a_number_not_in_the_group_counts_as_done(sandbox: Sandbox) -> None:
+    """DESIGN "Apply": "not in list" on remove counts as success (idempotency)."""
     sandbox.start()
     meta = {"group_created": "1", "group_id": "1"}
     ops = removes(["+919811100001", "+919999999999"])
     outcomes, _ = sandbox.drive(lambda a: apply(a, ops, meta=meta, target=VENDOR))
-    assert statuses(outcomes) == {"+919811100001": "done", "+919999999999": "failed"}
-    assert outcomes[1].reason == REMOVE_FAILED
+    assert statuses(outcomes) == {"+919811100001": "done", "+919999999999": "already"}
+    assert outcomes[1].reason == REMOVE_NOT_THERE
     unknown = Target("ozonetel/gone", "ozonetel", "ozonetel", (("group", "gone"),))
     outcomes, _ = sandbox.drive(lambda a: apply(a, ops, target=unknown))
     assert {o.status for o in outcomes} == {"failed"}
@@ -365,9 +366,8 @@ def test_idempotent_resend_after_commit_then_drop(sandbox: Sandbox) -> None:
     removed, added = sandbox.drive(scenario, options={"auth_mode": "basic"})
     assert emulator.counters.faults["drop"] == 2
     assert {o.status for o in added.outcomes} == {"done"}
-    # Ozonetel cannot tell "not in the group" from any other error: the remove is reported
-    # failed with the hint, rather than silently forgetting a number that may still be there.
-    assert [(o.status, o.reason) for o in removed.outcomes] == [("failed", REMOVE_FAILED)]
+    # the resent delete finds the number gone (listed under output.error): already done
+    assert [(o.status, o.reason) for o in removed.outcomes] == [("already", REMOVE_NOT_THERE)]
     assert list(emulator.members("vendor-spam")) == ["+919811100002"] + [o.number for o in ops]
 
 

@@ -131,8 +131,8 @@ def test_apply_under_faults_converges_in_one_rerun(tmp_path: Path, monkeypatch) 
     write_list(directory, "generated", generated_entries(sorted(set(pool) - set(removed))))
     unmanaged = unmanaged_now(directory, emulators)
     assert plan_exit(directory, NO_FAULTS) == 3
-    # Ozonetel without commit-then-drop: a delete whose answer was lost never converges
-    # (test_ozonetel_delete_whose_answer_was_lost_converges, xfail, pins that bug)
+    # Ozonetel without commit-then-drop here: its lost delete answers have their own test
+    # (test_ozonetel_delete_whose_answer_was_lost_converges)
     runs += apply_converging(
         directory,
         f"{FAULTS},seed=10",
@@ -316,7 +316,7 @@ def test_apply_killed_at_random_moments_recovers(tmp_path: Path) -> None:
         args = ("apply", "-C", str(directory), "--auto-approve", "--allow-unsafe", "--at", AT)
 
         def new_lists(i: int) -> dict[str, set[str]]:
-            """Random lists; Ozonetel's only grows (see the xfail test of its deletes)."""
+            """Random lists; Ozonetel's only grows (its deletes are tested on their own)."""
             desired = {}
             for t in TARGETS:
                 chosen = growing[: 40 + 4 * i] if t.startswith("ozonetel") else rng.sample(pool, 80)
@@ -472,7 +472,7 @@ def run_scenario(lb, root: Path, scenario: dict, stats: Counter) -> list[str]:
 
     write_scenario_lists(directory, scenario["targets"], "after")
     problems = []
-    # Ozonetel never gets commit-then-drop: see the xfail test of its lost delete answers
+    # Ozonetel never gets commit-then-drop: its lost delete answers have their own test
     for spec in (scenario["faults"], without(scenario["faults"], "partial")):
         lb.set_faults(spec)
         lb.emulators["ozonetel"].faults = Faults(FaultSpec.parse(without(spec, "drop")))
@@ -757,12 +757,6 @@ def test_numbers_reported_retryable_get_the_whole_retry_policy(tmp_path: Path) -
     assert len(adapter.sent) == 5 and gaps[-1] > gaps[0]  # exponential backoff
 
 
-@pytest.mark.xfail(
-    reason="BUG (reported): Ozonetel lists a number it no longer holds under output.error "
-    "and the adapter fails the remove; after a delete whose answer was lost, state keeps "
-    "the number and every later apply fails until `blocklist state rm`",
-    strict=True,
-)
 def test_ozonetel_delete_whose_answer_was_lost_converges(tmp_path: Path) -> None:
     from reconciler.sandbox.base import DroppedConnection
     from reconciler.sandbox.ozonetel import OzonetelEmulator

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from ..domain import Batch, BatchResult, Op, Outcome, Target
+from ..domain import Batch, BatchResult, Op, Outcome, OutcomeStatus, Target
 from ..errors import AuthError, CredentialError, ProviderError, RetryableError
 from ..numbers import normalise_live
 from .base import Capabilities, ProviderAdapter, parse_retry_after
@@ -51,10 +51,11 @@ TOKEN_WINDOW = 3600.0
 GROUP_DESCRIPTION = "Managed by blocklist-as-code"
 
 ADD_FAILED = "listed under output.error by Ozonetel"
-REMOVE_FAILED = (
-    "listed under output.error by Ozonetel; if it is no longer in the group, "
-    "forget it with `blocklist state rm`"
-)
+# A delete lists under output.error the numbers it did not delete. We only send
+# well-formed numbers, so the one reason left is that the number is not in the group
+# (removed by hand, expired natively, or deleted by a request whose answer was lost):
+# DESIGN.md "not in list on remove counts as success", so such a remove is `already`.
+REMOVE_NOT_THERE = "not in the group (listed under output.error by Ozonetel)"
 NOT_REPORTED = "not reported by Ozonetel in its output"
 
 _TEN_DIGITS = re.compile(r"[0-9]{10}")
@@ -262,7 +263,9 @@ class OzonetelAdapter(ProviderAdapter):
             )
             return BatchResult([Outcome(op, "failed", reason) for op in batch.ops])
         return BatchResult(
-            self._outcomes(resp, data, batch.ops, DELETE_ENDPOINT, "success", REMOVE_FAILED)
+            self._outcomes(
+                resp, data, batch.ops, DELETE_ENDPOINT, "success", REMOVE_NOT_THERE, "already"
+            )
         )
 
     def _add_outcomes(
@@ -279,6 +282,7 @@ class OzonetelAdapter(ProviderAdapter):
         endpoint: str,
         ok_key: str,
         failed_reason: str,
+        listed_status: OutcomeStatus = "failed",
     ) -> list[Outcome]:
         """Per-op outcomes of a create/update/delete reply.
 
@@ -306,7 +310,7 @@ class OzonetelAdapter(ProviderAdapter):
             if op.number in done_numbers:
                 outcomes.append(Outcome(op, "done"))
             elif op.number in failed_numbers:
-                outcomes.append(Outcome(op, "failed", failed_reason))
+                outcomes.append(Outcome(op, listed_status, failed_reason))
             else:
                 outcomes.append(Outcome(op, "failed", NOT_REPORTED))
         return outcomes
