@@ -315,13 +315,13 @@ def child(base: Path, profile: bool, gc_off: bool = False) -> None:
     emit("STAGE", {"stage": "imports", "seconds": 0.0, "rss": rss_mib()})
 
     yaml_t, emulator_t, digest_t = Timer(), Timer(), Timer()
-    fingerprint_t, deepdiff_t, plan_target_t = Timer(), Timer(), Timer()
+    fingerprint_t, differences_t, plan_target_t = Timer(), Timer(), Timer()
     if not profile:  # sub-stage timers (left out of a profile, which says more)
         desired_mod.load_file = yaml_t.wrap(desired_mod.load_file)
         Emulator.process = emulator_t.wrap(Emulator.process)  # type: ignore[method-assign]
         desired_mod.Desired.digest = digest_t.wrap(desired_mod.Desired.digest)  # type: ignore[method-assign]
         plan_mod.live_fingerprint = fingerprint_t.wrap(plan_mod.live_fingerprint)
-        plan_mod.DeepDiff = deepdiff_t.wrap(plan_mod.DeepDiff)
+        plan_mod._differences = differences_t.wrap(plan_mod._differences)
         runner_mod.plan_target = plan_target_t.wrap(runner_mod.plan_target)
 
     profiler = cProfile.Profile() if profile else None
@@ -385,8 +385,8 @@ def child(base: Path, profile: bool, gc_off: bool = False) -> None:
         t,
         digest=digest_t.seconds,
         fingerprint=fingerprint_t.seconds,
-        deepdiff=deepdiff_t.seconds,
-        deepdiff_calls=deepdiff_t.calls,
+        differences=differences_t.seconds,
+        differences_calls=differences_t.calls,
         plan_target=plan_target_t.seconds,
         summary=plan.summary(),
         changes=sum(len(tp.changes) for tp in plan.targets),
@@ -557,7 +557,10 @@ def report(n: int, meta: dict[str, Any], res: dict[str, Any], stopped: str | Non
             row("  of which the reconciler (client side)", s["seconds"] - s["emulator"])
         if name == "diff":
             row("  of which plan_target x5", s["plan_target"])
-            row(f"    of which DeepDiff ({fmt_n(s['deepdiff_calls'])} calls)", s["deepdiff"])
+            row(
+                f"    of which attribute comparisons ({fmt_n(s['differences_calls'])} calls)",
+                s["differences"],
+            )
             row("    of which live fingerprints", s["fingerprint"])
             row("  of which desired.digest()", s["digest"])
     row("total (load + refresh + diff + 3 renders)", total, total_cpu)
