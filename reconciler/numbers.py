@@ -106,7 +106,7 @@ def _matches(nsn: str, desc: _Desc) -> bool:
     return pattern.fullmatch(nsn) is not None
 
 
-@lru_cache(maxsize=1 << 20)
+@lru_cache(maxsize=1 << 16)  # repeats are local (a few files, live echoes); 1 M keys cost ~200 MB
 def normalise(raw: str, default_region: str | None = None) -> str:
     """E.164 form of ``raw``; raises InvalidNumber with the cause.
 
