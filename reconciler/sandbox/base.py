@@ -205,7 +205,6 @@ class Emulator:
                 raise Timeout()
             response = self.route(request)
             if request.method in self.write_methods:
-                self._generation += 1
                 self.save()
                 if response.status_code < 400 and self.faults.drop_after_commit():
                     self.counters.faults["drop"] += 1
@@ -246,7 +245,9 @@ class Emulator:
         return state
 
     def save(self) -> None:
-        """Write the state atomically (temp file + rename)."""
+        """Write the state atomically (temp file + rename). Subclasses skip it when a
+        request changed nothing; reaching here means the state may have changed."""
+        self._generation += 1  # ordered snapshots are stale now
         if not self.persist or self.state_path is None:
             return
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
