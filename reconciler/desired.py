@@ -157,7 +157,6 @@ class _Loader:
             files=len(files),
             protected=protected,
         )
-        owners: dict[str, dict[str, tuple[DesiredEntry, str]]] = {}
         target_modes: dict[str, tuple[bool, str]] = {}
         for path in files:
             if path == config_path:
@@ -168,7 +167,7 @@ class _Loader:
             except YamlProblem as exc:
                 self.problems.append(exc.problem)
                 continue
-            self.load_list(shown, data, desired, owners, target_modes)
+            self.load_list(shown, data, desired, target_modes)
             del data
         if self.problems:
             raise ConfigError(self.problems)
@@ -244,7 +243,6 @@ class _Loader:
         file: str,
         data: Any,
         desired: Desired,
-        owners: dict[str, dict[str, tuple[DesiredEntry, str]]],
         target_modes: dict[str, tuple[bool, str]],
     ) -> None:
         if not isinstance(data, LocDict):
@@ -303,7 +301,7 @@ class _Loader:
                 continue
             entry = DesiredEntry(number, reason, expires, (), source, spec.name)
             for target, attrs in targets:
-                self.merge(file, mark, desired, owners, target, entry, attrs)
+                self.merge(file, mark, desired, target, entry, attrs)
 
     def list_targets(
         self,
@@ -451,7 +449,6 @@ class _Loader:
         file: str,
         mark: tuple[int, int],
         desired: Desired,
-        owners: dict[str, dict[str, tuple[DesiredEntry, str]]],
         target: Target,
         entry: DesiredEntry,
         attrs: tuple[tuple[str, str], ...],
