@@ -13,6 +13,7 @@ error messages name endpoints by template (``GET /v1/{sid}/...``), not URL.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
 import logging
@@ -74,6 +75,8 @@ class ProviderAdapter:
     ) -> None:
         self.instance = instance
         self.client = client
+        self._in_flight: asyncio.Semaphore | None = None
+        self._in_flight_loop: asyncio.AbstractEventLoop | None = None
         self._credentials = dict(credentials)  # never printed: see __repr__
         self.options = dict(options or {})
 
@@ -120,6 +123,20 @@ class ProviderAdapter:
         raise NotImplementedError
 
     # -- HTTP helpers shared by adapters ---------------------------------------
+
+    def in_flight_limit(self) -> asyncio.Semaphore:
+        """The one semaphore that caps this adapter's requests in flight, refresh pages
+        and sends together (Wooxy: "Do not send more than 10 concurrent API requests").
+        Made inside the running loop, and again if a later ``asyncio.run`` brings another;
+        an ``options["concurrency"]`` lower than the type's limit lowers it."""
+        loop = asyncio.get_running_loop()
+        if self._in_flight is None or self._in_flight_loop is not loop:
+            limit = self.capabilities.concurrency_limit
+            wanted = self.options.get("concurrency")
+            if isinstance(wanted, int) and not isinstance(wanted, bool) and wanted > 0:
+                limit = min(limit, wanted)
+            self._in_flight, self._in_flight_loop = asyncio.Semaphore(limit), loop
+        return self._in_flight
 
     async def read(self, call: Callable[[], Awaitable[T]]) -> T:
         """Run one idempotent read request, re-sent under ``read_policy``.
@@ -204,9 +221,7 @@ class ProviderAdapter:
 
     def malformed(self, resp: httpx.Response, endpoint: str, what: str) -> ProviderError:
         """A ProviderError for a JSON reply that lacks what the docs promise."""
-        return ProviderError(
-            self.instance, endpoint, f"unexpected reply: {what}", resp.status_code
-        )
+        return ProviderError(self.instance, endpoint, f"unexpected reply: {what}", resp.status_code)
 
 
 def short_body(resp: httpx.Response, limit: int = 200) -> str:

@@ -13,7 +13,6 @@ open are marked ``[INFER]``.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -71,9 +70,6 @@ class KaleyraAdapter(ProviderAdapter):
             "share one POST of up to 100 numbers; no per-number results"
         ),
     )
-
-    _semaphore: asyncio.Semaphore | None = None
-    _semaphore_loop: asyncio.AbstractEventLoop | None = None
 
     # -- scope -------------------------------------------------------------------------
 
@@ -173,7 +169,7 @@ class KaleyraAdapter(ProviderAdapter):
         401/403 and the in-body auth codes raise ``AuthError`` with Kaleyra's own words
         (401 "RBC001" "Incorrect SID or API key."); 429/5xx raise ``RetryableError``.
         """
-        async with self._slot():
+        async with self.in_flight_limit():
             resp = await self.request(
                 method, path, endpoint, ok_statuses=(401, 403), **self._auth(), **kwargs
             )
@@ -290,22 +286,6 @@ class KaleyraAdapter(ProviderAdapter):
         if isinstance(wanted, int) and not isinstance(wanted, bool) and wanted > 0:
             return min(wanted, MAX_PER_REQUEST)
         return MAX_PER_REQUEST
-
-    def _concurrency(self) -> int:
-        limit = self.capabilities.concurrency_limit
-        wanted = self.options.get("concurrency")
-        if isinstance(wanted, int) and not isinstance(wanted, bool) and wanted > 0:
-            return min(wanted, limit)
-        return limit
-
-    def _slot(self) -> asyncio.Semaphore:
-        """The semaphore that caps requests in flight; made inside the running loop
-        (and again if a later ``asyncio.run`` brings another loop)."""
-        loop = asyncio.get_running_loop()
-        if self._semaphore is None or self._semaphore_loop is not loop:
-            self._semaphore = asyncio.Semaphore(self._concurrency())
-            self._semaphore_loop = loop
-        return self._semaphore
 
 
 def _reason(body: Any) -> str:

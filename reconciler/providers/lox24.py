@@ -65,8 +65,6 @@ class Lox24Adapter(ProviderAdapter):
         options: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(instance, client, credentials, options)
-        self._sem: asyncio.Semaphore | None = None
-        self._sem_loop: asyncio.AbstractEventLoop | None = None
         # group id -> numbers whose add may have been committed without us hearing so
         # (dropped connection, 5xx, per-item 5xx): checked against the list on re-send.
         self._uncertain: dict[str, set[str]] = {}
@@ -84,13 +82,6 @@ class Lox24Adapter(ProviderAdapter):
         return super().scope_problems(key, value)
 
     # -- HTTP --------------------------------------------------------------------
-
-    def _semaphore(self) -> asyncio.Semaphore:
-        loop = asyncio.get_running_loop()
-        if self._sem is None or self._sem_loop is not loop:
-            self._sem = asyncio.Semaphore(self.capabilities.concurrency_limit)
-            self._sem_loop = loop
-        return self._sem
 
     def _headers(self) -> dict[str, str]:
         token = self._credentials.get("token")
@@ -124,7 +115,7 @@ class Lox24Adapter(ProviderAdapter):
         that lockout (or a throttle): RetryableError with Retry-After.
         """
         headers = self._headers()
-        async with self._semaphore():
+        async with self.in_flight_limit():
             resp = await self.request(
                 method,
                 path,

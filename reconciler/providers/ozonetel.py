@@ -134,7 +134,6 @@ class OzonetelAdapter(ProviderAdapter):
         self._generated: deque[float] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._token_lock: asyncio.Lock | None = None
-        self._slots: asyncio.Semaphore | None = None
 
     # -- scope -------------------------------------------------------------------------
 
@@ -419,11 +418,10 @@ class OzonetelAdapter(ProviderAdapter):
     def _primitives(self) -> tuple[asyncio.Lock, asyncio.Semaphore]:
         """The token lock and request slots of the running event loop (made lazily)."""
         loop = asyncio.get_running_loop()
-        if self._loop is not loop or self._token_lock is None or self._slots is None:
+        if self._loop is not loop or self._token_lock is None:
             self._loop = loop
             self._token_lock = asyncio.Lock()
-            self._slots = asyncio.Semaphore(self.capabilities.concurrency_limit)
-        return self._token_lock, self._slots
+        return self._token_lock, self.in_flight_limit()
 
     async def _http(self, method: str, path: str, endpoint: str, **kwargs: Any) -> httpx.Response:
         # The slot is held for the request only, never while waiting for the token

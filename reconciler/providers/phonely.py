@@ -13,7 +13,6 @@ are marked ``[INFER]``.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -66,8 +65,6 @@ class PhonelyAdapter(ProviderAdapter):
         options: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(instance, client, credentials, options)
-        self._semaphore: asyncio.Semaphore | None = None
-        self._semaphore_loop: asyncio.AbstractEventLoop | None = None
         # target name -> E.164 -> the forms the provider stores it in (from refresh):
         # a remove sends the stored form, since the provider may match removes exactly
         self._raw_forms: dict[str, dict[str, list[str]]] = {}
@@ -184,21 +181,10 @@ class PhonelyAdapter(ProviderAdapter):
         """One request under the adapter's concurrency limit, with the raw API key."""
         # "X-Authorization: Your API key (required)" -- the raw key, no "Bearer" prefix
         headers = {"X-Authorization": self._credential("api_key")}
-        async with self._limit():
+        async with self.in_flight_limit():
             return await self.request(
                 method, PATH, endpoint, params=params, json_body=json_body, headers=headers
             )
-
-    def _limit(self) -> asyncio.Semaphore:
-        loop = asyncio.get_running_loop()
-        if self._semaphore is None or self._semaphore_loop is not loop:
-            limit = self.capabilities.concurrency_limit
-            wanted = self.options.get("concurrency")
-            if isinstance(wanted, int) and not isinstance(wanted, bool) and wanted > 0:
-                limit = min(limit, wanted)  # clamped to the type's limit
-            self._semaphore = asyncio.Semaphore(limit)
-            self._semaphore_loop = loop
-        return self._semaphore
 
     def _credential(self, key: str) -> str:
         value = self._credentials.get(key)

@@ -94,9 +94,6 @@ class WooxyAdapter(ProviderAdapter):
         ),
     )
 
-    _slots: asyncio.Semaphore | None = None
-    _slots_loop: asyncio.AbstractEventLoop | None = None
-
     @classmethod
     def scope_problems(cls, key: str, value: object) -> str | None:
         if key == "reject_type" and value not in REJECT_TYPES:
@@ -250,18 +247,6 @@ class WooxyAdapter(ProviderAdapter):
 
     # -- the one HTTP path -----------------------------------------------------------
 
-    def _semaphore(self) -> asyncio.Semaphore:
-        """One semaphore per adapter (and event loop) for every request it sends, so
-        refresh pages and concurrent sends together never pass the limit."""
-        loop = asyncio.get_running_loop()
-        if self._slots is None or self._slots_loop is not loop:
-            limit = self.capabilities.concurrency_limit
-            wanted = self.options.get("concurrency")
-            if isinstance(wanted, int) and not isinstance(wanted, bool) and wanted > 0:
-                limit = min(limit, wanted)
-            self._slots, self._slots_loop = asyncio.Semaphore(limit), loop
-        return self._slots
-
     async def _call(
         self, endpoint: str, body: dict[str, Any]
     ) -> tuple[dict[str, Any], httpx.Response]:
@@ -269,7 +254,7 @@ class WooxyAdapter(ProviderAdapter):
         token = self._credentials.get("access_token")
         if not token:
             raise AuthError(self.instance, endpoint, "no access_token credential given")
-        async with self._semaphore():
+        async with self.in_flight_limit():
             resp = await self.request(
                 "POST",
                 _PATHS[endpoint],
