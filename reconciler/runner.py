@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gc
 import os
 import socket
 import sys
@@ -134,6 +135,25 @@ def build_plan(
     state: StateBackend | None,
 ) -> Plan:
     """Diff every selected target (pure given its inputs)."""
+    # the diff builds one Change per line of the plan and no reference cycles: the
+    # cyclic GC would only rescan the millions of objects alive (17 % of a 1 M diff)
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _build_plan(desired, targets, live, managed, now, state)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _build_plan(
+    desired: Desired,
+    targets: list[Target],
+    live: dict[str, dict[str, LiveEntry] | None],
+    managed: dict[str, dict[str, ManagedEntry]],
+    now: dt.datetime,
+    state: StateBackend | None,
+) -> Plan:
     plans = []
     for target in targets:
         caps = adapter_class(target.type).capabilities
