@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,6 @@ from reconciler.audit import (
 from reconciler.cli import main
 from reconciler.domain import DesiredEntry, LiveEntry, ManagedEntry, Target
 
-REPO = Path(__file__).resolve().parent.parent
 AT = "2026-11-23T00:00:00Z"
 TARGETS = {
     "kaleyra/sms",
@@ -34,14 +32,10 @@ TARGETS = {
 
 
 @pytest.fixture
-def project(tmp_path, monkeypatch) -> Path:
+def project(project: Path) -> Path:
     """The shipped blocklists, applied at AT against a fresh sandbox."""
-    shutil.copytree(REPO / "blocklists", tmp_path / "blocklists")
-    monkeypatch.chdir(tmp_path)
-    for var in ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", "NO_COLOR", "BLOCKLIST_SANDBOX_FAULTS"):
-        monkeypatch.delenv(var, raising=False)
     assert run("apply", "--auto-approve", "--at", AT).exit_code == 0
-    return tmp_path
+    return project
 
 
 def run(*args: str):

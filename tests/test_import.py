@@ -9,7 +9,6 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
 import yaml
 from click.testing import CliRunner
 
@@ -18,18 +17,7 @@ from reconciler.domain import LiveEntry, Target
 from reconciler.importer import list_name, render_list_yaml, select_entries
 from reconciler.models import ListFile
 
-REPO = Path(__file__).resolve().parent.parent
 AT = "2026-11-23T00:00:00Z"
-
-
-@pytest.fixture
-def project(tmp_path, monkeypatch) -> Path:
-    """A copy of the shipped blocklists in a fresh directory (its own .blocklist/)."""
-    shutil.copytree(REPO / "blocklists", tmp_path / "blocklists")
-    monkeypatch.chdir(tmp_path)
-    for var in ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", "NO_COLOR", "BLOCKLIST_SANDBOX_FAULTS"):
-        monkeypatch.delenv(var, raising=False)
-    return tmp_path
 
 
 def run(*args: str):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,6 @@ from click.testing import CliRunner
 from reconciler.cli import main
 from reconciler.state import LockInfo, current_lock_info, open_state
 
-REPO = Path(__file__).resolve().parent.parent
 AT = "2026-11-23T00:00:00Z"
 
 
@@ -23,17 +21,12 @@ def run(*args: str, input: str | None = None):
 
 
 @pytest.fixture
-def applied(tmp_path, monkeypatch) -> Path:
-    shutil.copytree(REPO / "blocklists", tmp_path / "blocklists")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("BLOCKLIST_SANDBOX_FAULTS", raising=False)
+def applied(project: Path) -> Path:
     assert run("apply", "--auto-approve", "--at", AT).exit_code == 0
-    return tmp_path
+    return project
 
 
-def test_state_before_any_apply_is_a_clear_error(tmp_path, monkeypatch) -> None:
-    shutil.copytree(REPO / "blocklists", tmp_path / "blocklists")
-    monkeypatch.chdir(tmp_path)
+def test_state_before_any_apply_is_a_clear_error(project: Path) -> None:
     result = run("state", "list")
     assert result.exit_code == 1
     assert result.stderr.strip() == "Error: no state yet (run `blocklist apply` first)"

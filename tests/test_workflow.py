@@ -4,26 +4,13 @@ saved plans, staleness, safety, CI surfaces and state commands."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from reconciler.cli import main
 
-REPO = Path(__file__).resolve().parent.parent
 AT = "2026-11-23T00:00:00Z"
-
-
-@pytest.fixture
-def project(tmp_path, monkeypatch) -> Path:
-    """A copy of the shipped blocklists in a fresh directory (its own .blocklist/)."""
-    shutil.copytree(REPO / "blocklists", tmp_path / "blocklists")
-    monkeypatch.chdir(tmp_path)
-    for var in ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", "NO_COLOR", "BLOCKLIST_SANDBOX_FAULTS"):
-        monkeypatch.delenv(var, raising=False)
-    return tmp_path
 
 
 def run(*args: str, input: str | None = None):
