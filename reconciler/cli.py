@@ -395,17 +395,35 @@ def providers(fmt: str) -> None:
     help="Fault spec, e.g. '5xx=0.1,429=0.05,seed=7'; "
     "per provider: 'wooxy:5xx=0.1;kaleyra:drop=0.05'.",
 )
+@click.option(
+    "--dialect",
+    default=None,
+    envvar="BLOCKLIST_SANDBOX_DIALECT",
+    help="How emulators answer where the docs are silent: a dialect NAME for every "
+    "emulator that has it, or 'wooxy:NAME;lox24:NAME'. --list-dialects shows them.",
+)
+@click.option("--list-dialects", is_flag=True, help="List every emulator's dialects and exit.")
 @click.option("--reset", is_flag=True, help="Reseed the sandbox state and exit.")
 @handle_errors
-def sandbox(directory: Path, port: int, faults: str | None, reset: bool) -> None:
+def sandbox(
+    directory: Path,
+    port: int,
+    faults: str | None,
+    dialect: str | None,
+    list_dialects: bool,
+    reset: bool,
+) -> None:
     """Serve the provider emulators on loopback for anything that wants real HTTP."""
-    from .sandboxcli import reset_sandbox, serve_sandbox
+    from .sandboxcli import dialect_help, reset_sandbox, serve_sandbox
 
+    if list_dialects:
+        click.echo(dialect_help())
+        return
     if reset:
         for line in reset_sandbox(directory):
             click.echo(line)
         return
-    serve_sandbox(directory, port, faults, click.echo)
+    serve_sandbox(directory, port, faults, click.echo, dialect)
 
 
 # -- import and audit ---------------------------------------------------------------------

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from . import __version__
-from .errors import CredentialError
+from .errors import BlocklistError, CredentialError
 from .models import ProviderInstance, ProvidersFile
 from .providers import ProviderAdapter, adapter_class
 from .retry import DEFAULT_POLICY
@@ -87,6 +87,36 @@ def work_dir(root: Path) -> Path:
     return root.resolve().parent / ".blocklist"
 
 
+def per_type(spec: str | None, types: tuple[str, ...]) -> dict[str, str | None]:
+    """``VALUE`` for every type, or ``wooxy:VALUE;kaleyra:VALUE`` per type (the form of
+    ``--faults``, ``--dialect`` and their environment variables)."""
+    out: dict[str, str | None] = dict.fromkeys(types)
+    for part in (spec or "").split(";"):
+        part = part.strip()
+        if not part:
+            continue
+        head, sep, rest = part.partition(":")
+        if sep and head in types:
+            out[head] = rest.strip()
+        elif sep and "=" not in head:
+            raise ValueError(f"unknown provider type {head!r}")
+        else:
+            for name in types:
+                out[name] = part
+    return out
+
+
+def dialect_for(type_name: str, spec: str | None) -> str | None:
+    """The dialect ``spec`` (as ``per_type`` reads it) gives ``type_name``; a bare name
+    applies only to the emulators that have a dialect of that name."""
+    from .sandbox import EMULATOR_TYPES
+
+    chosen = per_type(spec, EMULATOR_TYPES).get(type_name)
+    if chosen and ":" not in (spec or "") and chosen not in emulator_class(type_name).dialects:
+        return None
+    return chosen
+
+
 class Connections:
     """The adapters of one run, with their clients. Use as an async context manager."""
 
@@ -143,9 +173,17 @@ class Connections:
         if name not in self.emulators:
             inst = self.config.providers[name]
             faults = inst.sandbox_faults or self.env.get("BLOCKLIST_SANDBOX_FAULTS")
-            self.emulators[name] = emulator_class(inst.type)(
-                state_path=sandbox_dir(self.root) / f"{name}.json", faults=faults
+            dialect = inst.sandbox_dialect or dialect_for(
+                inst.type, self.env.get("BLOCKLIST_SANDBOX_DIALECT")
             )
+            try:
+                self.emulators[name] = emulator_class(inst.type)(
+                    state_path=sandbox_dir(self.root) / f"{name}.json",
+                    faults=faults,
+                    dialect=dialect,
+                )
+            except ValueError as exc:  # an unknown dialect or a bad fault spec
+                raise BlocklistError(f"provider {name} (sandbox): {exc}") from None
         return self.emulators[name]
 
     async def aclose(self) -> None:

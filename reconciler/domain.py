@@ -63,6 +63,9 @@ class ManagedEntry:
     attrs: tuple[tuple[str, str], ...] = ()
     provider_id: str | None = None
     source: str = ""
+    #: why the last remove of it failed; the entry stays managed until a remove is
+    #: confirmed, so the next plan shows the remove again (None: nothing pending)
+    pending: str | None = None
 
 
 OpKind = Literal["add", "remove"]
@@ -81,12 +84,23 @@ class Op:
     source: str = ""
 
 
-OutcomeStatus = Literal["done", "already", "failed", "retryable"]
+OutcomeStatus = Literal["done", "already", "failed", "retryable", "unconfirmed"]
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """The result of one Op. ``already`` (already blocked / not there) counts as done."""
+    """The result of one Op, as the provider's reply says it.
+
+    - ``done``: the provider confirmed it; ``already``: the provider confirmed the
+      wanted state already held (already blocked / not in the list). Both count as done.
+    - ``failed``: a failure the provider documents as permanent (e.g. an invalid
+      number format): not re-sent.
+    - ``retryable``: any other failure, whatever its wording: re-sent under the retry
+      policy; the report keeps the provider's last reason.
+    - ``unconfirmed``: a remove whose reply cannot tell "not there" from "failed"
+      (Ozonetel lists both under ``output.error``): re-sent, and counted as ``already``
+      only when every send of the apply reported it so.
+    """
 
     op: Op
     status: OutcomeStatus

@@ -66,6 +66,11 @@ class ProviderInstance(_Strict):
     sandbox_faults: str | None = Field(
         None, description="sandbox only: fault spec, e.g. '5xx=0.1,429=0.05,seed=7'"
     )
+    sandbox_dialect: str | None = Field(
+        None,
+        description="sandbox only: how the emulator answers where the docs are silent "
+        "(`blocklist sandbox --help` lists the dialects)",
+    )
 
 
 class ProvidersFile(_Strict):

@@ -19,8 +19,9 @@ from .models import Safety
 
 FORMAT_VERSION = 1
 
-#: every action, in the order plans show them
-ACTIONS = ("add", "readd", "update", "expire", "remove", "adopt", "unmanaged")
+#: every action, in the order plans show them ("optout": declared, but live as the
+#: user's own opt-out, so left alone and never managed)
+ACTIONS = ("add", "readd", "update", "expire", "remove", "adopt", "optout", "unmanaged")
 #: actions that call a provider's API
 WRITE_ACTIONS = frozenset({"add", "readd", "update", "expire", "remove"})
 #: actions that count as "changes" for --detailed-exitcode
@@ -83,6 +84,10 @@ class TargetPlan:
     fingerprint: str  # of the live state (or state) the plan was computed from
     forget: list[str] = field(default_factory=list)  # state-only cleanups, no API call
     unsafe_reasons: list[str] = field(default_factory=list)
+    #: live numbers the provider marks as the users' own opt-outs (the executor's guard)
+    opt_outs: frozenset[str] = frozenset()
+    #: what a reviewer should know that is not a change (e.g. adopts of possible opt-outs)
+    warnings: list[str] = field(default_factory=list)
     _counts: dict[str, int] | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -170,11 +175,18 @@ def plan_target(
     native_expiry: bool = False,
     attribute_fields: Iterable[str] = (),
     safety: Safety | None = None,
+    marks_opt_outs: bool = True,
 ) -> TargetPlan:
     """Diff one target. ``live`` is None when the provider cannot list: state stands in.
 
     Provider-visible attributes compared for updates: the ``attribute_fields``
     (e.g. reject_type) and, for providers with native expiry, the expiry.
+
+    A live entry the provider marks as the user's own opt-out is never adopted,
+    updated, re-added over, expired or removed, in any mode: declared, it is an
+    ``optout`` line; managed, it is forgotten from state (it is the user's now).
+    ``marks_opt_outs`` False (Kaleyra) means the provider cannot tell opt-outs apart:
+    adopting a number that was live before this tool managed it gets a warning.
     """
     readable = live is not None
     if live is None:
@@ -189,10 +201,17 @@ def plan_target(
     changes: list[Change] = []
     forget: list[str] = []
 
+    opt_outs = frozenset(n for n, e in live.items() if e.opt_out)
     for number, entry in desired.items():
         expired = entry.expires is not None and entry.expires <= now
         in_live = number in live
         in_managed = number in managed
+        if number in opt_outs:
+            if not expired:
+                changes.append(_from_entry("optout", entry, live[number].provider_id))
+            if in_managed:
+                forget.append(number)
+            continue
         if expired:
             if in_live and in_managed:
                 changes.append(_from_entry("expire", entry, live[number].provider_id))
@@ -214,13 +233,17 @@ def plan_target(
         if number in desired:
             continue
         m = managed.get(number)
-        if m is not None:
+        if entry.opt_out:
+            changes.append(_unmanaged(entry))
+            if m is not None:
+                forget.append(number)
+        elif m is not None:
             changes.append(
                 Change(
                     "remove", number, m.reason, m.expires, m.source, entry.attrs, entry.provider_id
                 )
             )
-        elif target.exclusive and not entry.opt_out:
+        elif target.exclusive:
             changes.append(Change("remove", number, None, None, "", entry.attrs, entry.provider_id))
         else:
             changes.append(_unmanaged(entry))
@@ -237,8 +260,16 @@ def plan_target(
         existing=len(live),
         fingerprint=live_fingerprint(live if readable else managed),
         forget=sorted(forget),
+        opt_outs=opt_outs,
     )
     plan.unsafe_reasons = safety_problems(plan, safety or Safety())
+    adopts = plan.count("adopt")
+    if adopts and not marks_opt_outs:
+        plan.warnings.append(
+            f"{adopts} adopted number{'s were' if adopts != 1 else ' was'} live before this "
+            f"tool managed {'them' if adopts != 1 else 'it'}: {target.type} cannot tell a "
+            "user's own opt-out apart, so check that none is one"
+        )
     return plan
 
 

@@ -143,6 +143,8 @@ def _target_from_dict(d: dict[str, object], parse: _InstantParser) -> TargetPlan
         fingerprint=_str(d["fingerprint"], "fingerprint"),
         forget=[_str(n, "forget") for n in d.get("forget") or []],  # type: ignore[attr-defined]
         unsafe_reasons=[_str(r, "unsafe_reasons") for r in d.get("unsafe_reasons") or []],  # type: ignore[attr-defined]
+        warnings=[_str(w, "warnings") for w in d.get("warnings") or []],  # type: ignore[attr-defined]
+        opt_outs=frozenset(_str(n, "opt_outs") for n in d.get("opt_outs") or []),  # type: ignore[attr-defined]
     )
 
 

@@ -34,6 +34,7 @@ SYMBOLS = {
     "expire": "⌛",
     "remove": "-",
     "adopt": "=",
+    "optout": "!",
     "unmanaged": "?",
 }
 LABELS = {
@@ -43,6 +44,7 @@ LABELS = {
     "expire": "expire",
     "remove": "remove",
     "adopt": "adopt",
+    "optout": "opt-out",
     "unmanaged": "unmanaged",
 }
 #: click.style arguments per action (text output with colour)
@@ -53,6 +55,7 @@ STYLES: dict[str, dict[str, object]] = {
     "expire": {"fg": "yellow"},
     "remove": {"fg": "red"},
     "adopt": {"fg": "cyan"},
+    "optout": {"fg": "magenta"},
     "unmanaged": {"dim": True},
 }
 #: first column of a line in a ```diff block (GitHub colours +, - and !)
@@ -63,6 +66,7 @@ DIFF_MARKS = {
     "expire": "-",
     "remove": "-",
     "adopt": " ",
+    "optout": " ",
     "unmanaged": " ",
 }
 _SUMMARY_WORDS = (
@@ -73,7 +77,7 @@ _SUMMARY_WORDS = (
     ("remove", "to remove"),
     ("adopt", "to adopt"),
 )
-_TABLE_HEADS = ("add", "re-add", "update", "expire", "remove", "adopt", "unmanaged")
+_TABLE_HEADS = ("add", "re-add", "update", "expire", "remove", "adopt", "opt-out", "unmanaged")
 NO_CHANGES = "No changes. Live state matches the desired state."
 NOT_READABLE = "(live state not readable, using state)"
 MORE_HINT = "(see the plan artifact / `blocklist show`)"
@@ -114,6 +118,9 @@ def group_thousands(n: int) -> str:
 def summary_text(summary: dict[str, int], forget: int = 0) -> str:
     """``3 to add, 1 to re-add, …, 2 to adopt; 120 unmanaged left alone.``"""
     text = ", ".join(f"{group_thousands(summary.get(a, 0))} {w}" for a, w in _SUMMARY_WORDS)
+    if summary.get("optout"):
+        n = summary["optout"]
+        text += f"; {group_thousands(n)} declared opt-out{'s' if n != 1 else ''} left alone"
     text += f"; {group_thousands(summary.get('unmanaged', 0))} unmanaged left alone"
     if forget:
         text += f"; {group_thousands(forget)} to forget from state (no API call)"
@@ -163,6 +170,8 @@ class _LineFormat:
             return c.update_text()
         if c.action == "unmanaged":
             return ""
+        if c.action == "optout":
+            return "declared, but the user's own opt-out: left alone"
         if c.expires is None:
             return "expires never"
         return f"{'expired' if c.action == 'expire' else 'expires'} {_day(c.expires)}"
@@ -267,6 +276,9 @@ def _target_text(
     for reason in tp.unsafe_reasons:
         text = mask_text(reason) if mask else reason
         out.append(style(f"  ! unsafe: {_clean(text)}", fg="red"))
+    for warning in tp.warnings:
+        text = mask_text(warning) if mask else warning
+        out.append(style(f"  ! warning: {_clean(text)}", fg="yellow"))
 
     listed = [c for c in tp.changes if verbose or c.action != "unmanaged"]
     shown = listed if max_lines is None else listed[: max(max_lines, 0)]
@@ -420,6 +432,9 @@ class _Section:
         if not tp.safe:
             reasons = "; ".join(_clean(mask_text(r) if mask else r) for r in tp.unsafe_reasons)
             pre.append(f"> [!WARNING]\n> **`{name}` is unsafe:** {reasons}\n\n")
+        for warning in tp.warnings:
+            text = _clean(mask_text(warning) if mask else warning)
+            pre.append(f"> [!NOTE]\n> **`{name}`:** {html.escape(text, quote=False)}\n\n")
         summary = html.escape(summary_text(tp.summary(), len(tp.forget)), quote=False)
         pre.append(
             f"<details><summary><code>{html.escape(_clean(tp.target.name), quote=False)}</code>"
@@ -500,6 +515,8 @@ def _target_dict(tp: TargetPlan, mask: bool) -> dict[str, object]:
         "unsafe_reasons": [mask_text(r) for r in tp.unsafe_reasons]
         if mask
         else list(tp.unsafe_reasons),
+        "warnings": [mask_text(w) for w in tp.warnings] if mask else list(tp.warnings),
+        "opt_outs": [mask_number(n) if mask else n for n in sorted(tp.opt_outs)],
         "summary": tp.summary(),
         "forget": [mask_number(n) for n in tp.forget] if mask else list(tp.forget),
         "changes": [_change_dict(c, mask) for c in tp.changes],

@@ -169,6 +169,7 @@ def _build_plan(
                 native_expiry=caps.native_expiry,
                 attribute_fields=caps.attribute_fields,
                 safety=safety,
+                marks_opt_outs=not caps.opt_outs_unmarked,
             )
         )
     return Plan(

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from .connections import sandbox_dir
+from .connections import dialect_for, per_type, sandbox_dir
 from .sandbox import EMULATOR_TYPES, emulator_class
 from .sandbox.faults import FaultSpec
 from .sandbox.server import LoopbackServer
@@ -19,24 +19,31 @@ from .sandbox.server import LoopbackServer
 
 def faults_by_type(spec: str | None) -> dict[str, str | None]:
     """'5xx=0.1' for all, or 'wooxy:5xx=0.1;kaleyra:drop=0.05' per type."""
-    out: dict[str, str | None] = dict.fromkeys(EMULATOR_TYPES)
-    if not spec:
-        return out
-    for part in spec.split(";"):
-        part = part.strip()
-        if not part:
-            continue
-        head, sep, rest = part.partition(":")
-        if sep and head in EMULATOR_TYPES:
-            out[head] = rest
-        elif sep and "=" not in head:
-            raise ValueError(f"unknown provider type {head!r} in --faults")
-        else:
-            for name in EMULATOR_TYPES:
-                out[name] = part
+    out = per_type(spec, EMULATOR_TYPES)
     for value in out.values():
         FaultSpec.parse(value)  # fail early on a bad spec
     return out
+
+
+def dialects_by_type(spec: str | None) -> dict[str, str | None]:
+    """'NAME' for every emulator that has it, or 'wooxy:NAME;lox24:NAME' per type."""
+    out = {name: dialect_for(name, spec) for name in EMULATOR_TYPES}
+    for name, dialect in out.items():
+        if dialect is not None and dialect not in emulator_class(name).dialects:
+            known = ", ".join(emulator_class(name).dialects)
+            raise ValueError(f"unknown {name} dialect {dialect!r} (known: {known})")
+    if spec and ":" not in spec and not any(out.values()):
+        raise ValueError(f"no emulator has a dialect {spec.strip()!r} (see --help)")
+    return out
+
+
+def dialect_help() -> str:
+    """Every emulator's dialects, one line each (for ``blocklist sandbox --help``)."""
+    lines = []
+    for name in EMULATOR_TYPES:
+        for dialect, note in emulator_class(name).dialect_notes.items():
+            lines.append(f"{name}:{dialect}: {note}")
+    return "\n".join(lines)
 
 
 def reset_sandbox(directory: Path) -> list[str]:
@@ -50,28 +57,41 @@ def reset_sandbox(directory: Path) -> list[str]:
 
 
 def serve_sandbox(
-    directory: Path, port: int, faults: str | None, echo: Callable[[str], None]
+    directory: Path,
+    port: int,
+    faults: str | None,
+    echo: Callable[[str], None],
+    dialect: str | None = None,
 ) -> None:
     """Serve all five emulators until Ctrl-C."""
     from .errors import BlocklistError
 
     try:
-        per_type = faults_by_type(faults)
+        fault_specs = faults_by_type(faults)
     except ValueError as exc:
         raise BlocklistError(f"--faults: {exc}") from None
+    try:
+        dialects = dialects_by_type(dialect)
+    except ValueError as exc:
+        raise BlocklistError(f"--dialect: {exc}") from None
     folder = sandbox_dir(directory)
     servers = []
     try:
         for i, name in enumerate(EMULATOR_TYPES):
             cls = emulator_class(name)
-            emulator = cls(state_path=folder / f"serve-{name}.json", faults=per_type[name])
+            emulator = cls(
+                state_path=folder / f"serve-{name}.json",
+                faults=fault_specs[name],
+                dialect=dialects[name],
+            )
             try:
                 server = LoopbackServer(emulator, port + i if port else 0).start()
             except OSError as exc:
                 raise BlocklistError(f"cannot listen on port {port + i}: {exc.strerror}") from None
             servers.append(server)
             creds = ", ".join(f"{k}={v}" for k, v in cls.credentials.items())
-            echo(f"{name:9} {server.base_url}   credentials: {creds}")
+            note = f"   dialect: {emulator.dialect}" if emulator.dialect != "default" else ""
+            echo(f"{name:9} {server.base_url}   credentials: {creds}{note}")
         echo(f"Debug endpoints: <base URL>/__sandbox/counters, /__sandbox/state; state in {folder}")
         echo("Serving on loopback; press Ctrl-C to stop.")
         threading.Event().wait()

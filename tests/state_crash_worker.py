@@ -32,6 +32,7 @@ def main() -> None:
     state.acquire_lock(current_lock_info("crash-test"))
     batch = state.serial()  # only this worker writes: serial == complete batches
     print("ready", flush=True)
+    print(batch, flush=True)  # committed so far, by the workers killed before this one
     stop_at = time.monotonic() + MAX_SECONDS
     while time.monotonic() < stop_at:
         first = BASE + batch * BATCH

@@ -151,7 +151,12 @@ def test_applying_a_plan_converges(world) -> None:
     tp = plan_target(target, desired, live_, managed, NOW, **kw)
     new_live, new_managed = simulate(tp, live_, managed)
     active = {n for n, e in desired.items() if e.expires is None or e.expires > NOW}
-    # every active declared number is live with the declared attributes, and managed
+    opt_outs = {n for n, e in live_.items() if e.opt_out}
+    # a user's own opt-out is never touched nor managed, declared or not, in any mode
+    for n in opt_outs:
+        assert new_live[n] is live_[n] and n not in new_managed
+    active -= opt_outs
+    # every other active declared number is live with the declared attributes, and managed
     for n in active:
         assert n in new_live and n in new_managed
         want = dict(desired[n].attrs).get("reject_type")

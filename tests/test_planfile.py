@@ -39,6 +39,7 @@ def sample_plan() -> Plan:
         ),
         "+919876543213": DesiredEntry("+919876543213", "spam", None, (), "blocklists/f.yaml:6"),
         "+919876543214": DesiredEntry("+919876543214", "drift", None, (), "blocklists/f.yaml:7"),
+        "+14155550124": DesiredEntry("+14155550124", "opted out", None, (), "blocklists/f.yaml:8"),
     }
     live = {
         "+919876543211": LiveEntry("+919876543211", attrs=(("reject_type", "import"),)),
@@ -46,6 +47,7 @@ def sample_plan() -> Plan:
         "+919876543213": LiveEntry("+919876543213"),
         "+14155550123": LiveEntry("+14155550123", provider_id="id-1"),
         "+14155550124": LiveEntry("+14155550124", opt_out=True),
+        "+14155550125": LiveEntry("+14155550125", opt_out=True),
     }
     managed = {
         n: ManagedEntry(n, reason="old", source="blocklists/old.yaml:9")

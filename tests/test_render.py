@@ -42,6 +42,7 @@ def every_action_plan() -> Plan:
         ),
         "+919876543213": declared("+919876543213", 15, attrs=(("reject_type", "invalid"),)),
         "+919876543214": declared("+919876543214", 16),
+        "+919876543215": declared("+919876543215", 17),  # live as the user's own opt-out
     }
     live = {
         "+919876543212": LiveEntry("+919876543212"),
@@ -49,6 +50,7 @@ def every_action_plan() -> Plan:
         "+919876543214": LiveEntry("+919876543214"),
         "+14155550123": LiveEntry("+14155550123"),
         "+14155550199": LiveEntry("+14155550199"),  # unmanaged
+        "+919876543215": LiveEntry("+919876543215", opt_out=True),
     }
     managed = {
         n: ManagedEntry(n, reason="spam", source="blocklists/old.yaml:3")
@@ -142,14 +144,14 @@ def test_text_summary_per_target_and_total():
     text = render_text(every_action_plan(), color=False, mask=False)
     assert (
         "  Plan: 1 to add, 1 to re-add, 1 to update, 1 to expire, 1 to remove, 1 to adopt; "
-        "1 unmanaged left alone; 1 to forget from state (no API call)."
+        "1 declared opt-out left alone; 1 unmanaged left alone; 1 to forget from state (no API call)."
     ) in text
     assert (
         "  Plan: 2 to add, 0 to re-add, 0 to update, 0 to expire, 0 to remove, 0 to adopt; " in text
     )
     assert (
         "Total: 3 to add, 1 to re-add, 1 to update, 1 to expire, 13 to remove, 1 to adopt; "
-        "1 unmanaged left alone; 1 to forget from state (no API call)."
+        "1 declared opt-out left alone; 1 unmanaged left alone; 1 to forget from state (no API call)."
     ) in text
 
 
@@ -211,9 +213,11 @@ def test_text_control_characters_from_lists_cannot_reach_the_terminal():
 def test_markdown_summary_table_first_then_details_per_target():
     md = render_markdown(every_action_plan(), mask=False)
     assert md.startswith("## blocklist plan")
-    table = md.index("| target | add | re-add | update | expire | remove | adopt | unmanaged |")
+    table = md.index(
+        "| target | add | re-add | update | expire | remove | adopt | opt-out | unmanaged |"
+    )
     assert table < md.index("<details>")
-    assert "| `kaleyra/sms` | 1 | 1 | 1 | 1 | 1 | 1 | 1 |" in md
+    assert "| `kaleyra/sms` | 1 | 1 | 1 | 1 | 1 | 1 | 1 | 1 |" in md
     assert (
         "| **total (3 targets)** | **3** | **1** | **1** | **1** | **13** | **1** | **1** |" in md
     )
@@ -289,6 +293,7 @@ def test_json_has_the_design_shape():
         "expire": 1,
         "remove": 13,
         "adopt": 1,
+        "optout": 1,
         "unmanaged": 1,
     }
     kaleyra, ozonetel, lox = doc["targets"]

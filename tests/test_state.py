@@ -103,7 +103,7 @@ class Store:
     def set_schema_version(self, version: int) -> None:
         if self.backend == "sqlite":
             with sqlite3.connect(self.path) as conn:
-                conn.execute("UPDATE meta SET schema_version = ?", (version,))
+                conn.execute("UPDATE blocklist_meta SET schema_version = ?", (version,))
             conn.close()
         else:
             with psycopg.connect(self.dsn, autocommit=True) as conn:
@@ -281,7 +281,7 @@ def test_sqlite_hot_statements_use_the_primary_key_or_an_index(tmp_path: Path) -
         sqlite_backend.BUMP_SERIAL: (),
         sqlite_backend.READ_TARGET: ("t",),
         sqlite_backend.FIND_NUMBER: ("n",),
-        sqlite_backend.UPSERT_ENTRY: ("t", "n", None, None, None, None, ""),
+        sqlite_backend.UPSERT_ENTRY: ("t", "n", None, None, None, None, "", None),
     }
     for sql, params in statements.items():
         plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params)]

@@ -14,6 +14,7 @@ error messages name endpoints by template (``GET /v1/{sid}/...``), not URL.
 from __future__ import annotations
 
 import asyncio
+import copy
 import email.utils
 import json
 import logging
@@ -51,6 +52,9 @@ class Capabilities:
     default_base_url: str
     wire_format: str  # how numbers go on the wire, e.g. "E.164 with +"
     notes: str = ""
+    #: the provider holds users' own opt-outs (STOP replies) but does not mark them,
+    #: so an adopted number may be one (the plan warns)
+    opt_outs_unmarked: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,6 +81,10 @@ class ProviderAdapter:
         self.client = client
         self._in_flight: asyncio.Semaphore | None = None
         self._in_flight_loop: asyncio.AbstractEventLoop | None = None
+        self._auth_lock: asyncio.Lock | None = None
+        self._auth_lock_loop: asyncio.AbstractEventLoop | None = None
+        self._auth_proven = False  # a request got an answer that was not about auth
+        self._auth_failure: AuthError | None = None  # the credential was refused
         self._credentials = dict(credentials)  # never printed: see __repr__
         self.options = dict(options or {})
 
@@ -137,6 +145,41 @@ class ProviderAdapter:
                 limit = min(limit, wanted)
             self._in_flight, self._in_flight_loop = asyncio.Semaphore(limit), loop
         return self._in_flight
+
+    async def gated(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Run one request behind the credential gate of this provider instance.
+
+        Until some request has shown that the credential works, requests go one at a
+        time; the first refusal of the credential (``AuthError``) closes the gate, and
+        every other request of the instance fails at once with the same error, unsent.
+        So a run sends at most one request with a rejected credential per instance,
+        however many targets and batches fan out (LOX24 locks an IP out after three).
+        Every adapter sends each HTTP request through here (its one ``_call``); a
+        gated call must not call another gated one.
+        """
+        if self._auth_failure is not None:
+            raise copy.copy(self._auth_failure)
+        if not self._auth_proven:
+            loop = asyncio.get_running_loop()
+            if self._auth_lock is None or self._auth_lock_loop is not loop:
+                self._auth_lock, self._auth_lock_loop = asyncio.Lock(), loop
+            async with self._auth_lock:
+                if self._auth_failure is not None:
+                    raise copy.copy(self._auth_failure)
+                if not self._auth_proven:
+                    try:
+                        result = await call()
+                    except AuthError as exc:
+                        self._auth_failure = exc
+                        raise
+                    except RetryableError:
+                        raise  # a 5xx or a dropped connection says nothing of the credential
+                    except ProviderError:
+                        self._auth_proven = True  # an answer, and not about auth
+                        raise
+                    self._auth_proven = True
+                    return result
+        return await call()
 
     async def read(self, call: Callable[[], Awaitable[T]]) -> T:
         """Run one idempotent read request, re-sent under ``read_policy``.

@@ -69,6 +69,9 @@ class KaleyraAdapter(ProviderAdapter):
             "reads 100 per page with no total (pages are sequential); adds and removes "
             "share one POST of up to 100 numbers; no per-number results"
         ),
+        # users' own opt-outs sit in the same blocklist, and nothing in the GET reply
+        # tells them apart (CONTRACTS §4): they are protected only by being unmanaged
+        opt_outs_unmarked=True,
     )
 
     # -- scope -------------------------------------------------------------------------
@@ -161,7 +164,11 @@ class KaleyraAdapter(ProviderAdapter):
 
     # -- requests ----------------------------------------------------------------------
 
-    async def _call(
+    async def _call(self, *args: Any, **kwargs: Any) -> Any:
+        """``_call_once`` behind the credential gate: one rejected login per run at most."""
+        return await self.gated(lambda: self._call_once(*args, **kwargs))
+
+    async def _call_once(
         self, method: str, path: str, endpoint: str, **kwargs: Any
     ) -> tuple[httpx.Response, dict[str, Any]]:
         """One request under the concurrency cap: (response, JSON object body).

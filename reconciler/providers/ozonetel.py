@@ -316,7 +316,11 @@ class OzonetelAdapter(ProviderAdapter):
 
     # -- one request, with auth ----------------------------------------------------------
 
-    async def _call(
+    async def _call(self, *args: Any, **kwargs: Any) -> Any:
+        """``_call_once`` behind the credential gate: one rejected login per run at most."""
+        return await self.gated(lambda: self._call_once(*args, **kwargs))
+
+    async def _call_once(
         self, method: str, path: str, endpoint: str, body: dict[str, Any]
     ) -> tuple[httpx.Response, dict[str, Any]]:
         """Send one block-number request; answer its JSON envelope.

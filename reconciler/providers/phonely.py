@@ -170,7 +170,11 @@ class PhonelyAdapter(ProviderAdapter):
 
     # -- helpers ---------------------------------------------------------------
 
-    async def _call(
+    async def _call(self, *args: Any, **kwargs: Any) -> Any:
+        """``_call_once`` behind the credential gate: one rejected login per run at most."""
+        return await self.gated(lambda: self._call_once(*args, **kwargs))
+
+    async def _call_once(
         self,
         method: str,
         endpoint: str,

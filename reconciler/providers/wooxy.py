@@ -247,7 +247,11 @@ class WooxyAdapter(ProviderAdapter):
 
     # -- the one HTTP path -----------------------------------------------------------
 
-    async def _call(
+    async def _call(self, *args: Any, **kwargs: Any) -> Any:
+        """``_call_once`` behind the credential gate: one rejected login per run at most."""
+        return await self.gated(lambda: self._call_once(*args, **kwargs))
+
+    async def _call_once(
         self, endpoint: str, body: dict[str, Any]
     ) -> tuple[dict[str, Any], httpx.Response]:
         """POST one method; the payload (and reply) of ``result: true``, else the error."""

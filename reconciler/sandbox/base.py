@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -70,14 +71,29 @@ class Timeout(Exception):
     """The emulator never answers; the client's timeout must fire."""
 
 
+DEFAULT_DIALECT = "default"
+
+
 class Emulator:
     """Base class. Subclasses set ``type_name`` and ``credentials`` and implement
     ``initial_state``, ``endpoint_of``, ``credential_of``, ``route``,
-    ``server_error`` and ``rate_limited``."""
+    ``server_error`` and ``rate_limited``.
+
+    **Dialects.** Where the provider's documentation is silent (CONTRACTS.md
+    [INFER]), a real server may answer differently from our first guess. Each
+    emulator names its defensible alternatives in ``dialects``: dialect name ->
+    the options it runs with (an object of the subclass's own choosing, read as
+    ``self.quirks``). ``default`` is the first guess; every adapter test suite
+    runs against every dialect, so no adapter depends on one guess.
+    """
 
     type_name: ClassVar[str]
     #: credentials the sandbox accepts by default (key names as in providers.yaml)
     credentials: ClassVar[dict[str, str]]
+    #: dialect name -> options (see the class docstring); "default" must be there
+    dialects: ClassVar[Mapping[str, Any]] = {DEFAULT_DIALECT: None}
+    #: dialect name -> one line saying what it answers differently (for --help, docs)
+    dialect_notes: ClassVar[Mapping[str, str]] = {DEFAULT_DIALECT: "the first guess"}
     #: endpoints that change state (persisted after they run)
     write_methods: ClassVar[frozenset[str]] = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 
@@ -90,7 +106,14 @@ class Emulator:
         clock: Any = time.time,
         seed: bool = True,
         persist: bool = True,
+        dialect: str | None = None,
     ) -> None:
+        name = dialect or DEFAULT_DIALECT
+        if name not in self.dialects:
+            known = ", ".join(self.dialects)
+            raise ValueError(f"unknown {self.type_name} dialect {name!r} (known: {known})")
+        self.dialect = name
+        self.quirks: Any = self.dialects[name]
         self.state_path = Path(state_path) if state_path else None
         self.accepted = dict(credentials or type(self).credentials)
         self.clock = clock
@@ -167,6 +190,11 @@ class Emulator:
             self.counters.faults["partial"] += 1
             return True
         return False
+
+    def failure_reason(self, default: str) -> str:
+        """The words of an injected per-number failure: the fault spec's ``reason`` if
+        it gives one (any text: adapters must not depend on ours), else ``default``."""
+        return self.faults.spec.reason or default
 
     # -- the shared request path ---------------------------------------------------
 

@@ -1,7 +1,9 @@
 """Fault injection for the emulators: what to break, how often, reproducibly.
 
 A ``FaultSpec`` is parsed from a short string such as
-``latency=50ms,jitter=10ms,5xx=0.1,429=0.05,retry_after=1,reset=0.02,timeout=0.01,drop=0.05,partial=0.05,seed=7``.
+``latency=50ms,jitter=10ms,5xx=0.1,429=0.05,retry_after=1,reset=0.02,timeout=0.01,drop=0.05,partial=0.05,reason=Try again,seed=7``.
+``reason`` is the text a provider gives for an injected per-number failure (any
+words but a comma), so tests can prove adapters do not depend on our wording.
 Every decision draws from one seeded ``random.Random`` so that the same seed and
 the same request order inject the same faults.
 """
@@ -38,6 +40,7 @@ class FaultSpec:
     timeout: float = 0.0  # no answer until the client gives up
     drop: float = 0.0  # "commit then drop": the write is applied, the answer is lost
     partial: float = 0.0  # per-number failure, where the API reports per number
+    reason: str = ""  # its words ("": each emulator's own default)
     seed: int = 0
 
     _KEYS = {
@@ -50,6 +53,7 @@ class FaultSpec:
         "timeout": "timeout",
         "drop": "drop",
         "partial": "partial",
+        "reason": "reason",
         "seed": "seed",
     }
 
@@ -71,6 +75,8 @@ class FaultSpec:
                 setattr(spec, attr, _seconds(value))
             elif attr == "seed":
                 setattr(spec, attr, int(value))
+            elif attr == "reason":
+                spec.reason = value.strip()
             else:
                 rate = float(value)
                 if not 0.0 <= rate <= 1.0:
@@ -81,7 +87,9 @@ class FaultSpec:
     @property
     def active(self) -> bool:
         return any(
-            getattr(self, f.name) for f in fields(self) if f.name not in ("seed", "retry_after")
+            getattr(self, f.name)
+            for f in fields(self)
+            if f.name not in ("seed", "retry_after", "reason")
         )
 
 

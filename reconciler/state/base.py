@@ -17,7 +17,9 @@ from typing import Any
 
 from ..domain import ManagedEntry
 
-SCHEMA_VERSION = 1
+#: 2: one schema for both backends (``blocklist_*`` tables), pending removes, and the
+#: configuration a state belongs to
+SCHEMA_VERSION = 2
 EXPORT_FORMAT_VERSION = 1
 
 
@@ -69,19 +71,34 @@ class StateBackend(abc.ABC):
 
     # -- writing ----------------------------------------------------------------------
     @abc.abstractmethod
+    def configuration(self) -> str | None:
+        """The identity of the configuration this state belongs to (None: unclaimed)."""
+
+    @abc.abstractmethod
+    def claim_configuration(self, identity: str) -> None:
+        """Record that this state belongs to the configuration ``identity``."""
+
+    @abc.abstractmethod
     def record_batch(
         self,
         target: str,
         upserts: Iterable[ManagedEntry] = (),
         deletes: Iterable[str] = (),
         meta: Mapping[str, str] | None = None,
+        *,
+        pending: Mapping[str, str] | None = None,
     ) -> None:
         """Apply one batch's outcomes in ONE transaction whose cost does not grow with
-        the size of the state; serial += 1."""
+        the size of the state; serial += 1. An upsert clears a pending mark;
+        ``pending`` marks managed numbers whose remove failed, with the reason."""
 
     @abc.abstractmethod
     def forget(self, target: str, number: str) -> bool:
         """Remove ``number`` from ``target`` without any API call; True if it was there."""
+
+    @abc.abstractmethod
+    def move_target(self, source: str, destination: str) -> int:
+        """Rename a target in state (entries and metadata); how many entries moved."""
 
     # -- locking ----------------------------------------------------------------------
     @abc.abstractmethod

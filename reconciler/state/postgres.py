@@ -27,17 +27,10 @@ from typing import Any
 import psycopg
 import psycopg.conninfo
 
-from ..domain import ManagedEntry
 from ..errors import LockError, StateError
-from . import (
-    audit_json,
-    build_export,
-    entries_from_rows,
-    entry_columns,
-    lock_error,
-    parse_export,
-)
-from .base import SCHEMA_VERSION, LockInfo, StateBackend
+from .base import SCHEMA_VERSION, LockInfo
+from .codec import ENTRY_COLUMNS, audit_json, lock_error
+from .sql import ENTRIES, SqlState
 
 # Advisory lock keys (64-bit, fixed). Advisory locks are per database: one state per database.
 LOCK_KEY = int.from_bytes(b"blocklst", "big")
@@ -82,32 +75,23 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             recorded_at timestamptz NOT NULL DEFAULT now(),
             record jsonb NOT NULL)""",
     ),
+    2: (
+        "ALTER TABLE blocklist_entries ADD COLUMN pending text",  # why the last remove failed
+        "ALTER TABLE blocklist_meta ADD COLUMN configuration text",
+    ),
 }
 assert max(MIGRATIONS) == SCHEMA_VERSION, "add a migration for the new SCHEMA_VERSION"
 
 UPSERT_ENTRIES = """INSERT INTO blocklist_entries
-        (target, number, expires, reason, attrs, provider_id, source)
+        (target, number, expires, reason, attrs, provider_id, source, pending)
     SELECT %s, * FROM unnest(
         %s::text[], %s::text[]::timestamptz[], %s::text[], %s::text[]::jsonb[],
-        %s::text[], %s::text[])
+        %s::text[], %s::text[], %s::text[])
     ON CONFLICT (target, number) DO UPDATE SET
         expires = excluded.expires, reason = excluded.reason, attrs = excluded.attrs,
-        provider_id = excluded.provider_id, source = excluded.source"""
+        provider_id = excluded.provider_id, source = excluded.source,
+        pending = excluded.pending"""
 DELETE_ENTRIES = "DELETE FROM blocklist_entries WHERE target = %s AND number = ANY(%s::text[])"
-UPSERT_META = """INSERT INTO blocklist_target_meta (target, key, value) VALUES (%s, %s, %s)
-    ON CONFLICT (target, key) DO UPDATE SET value = excluded.value"""
-BUMP_SERIAL = "UPDATE blocklist_meta SET serial = serial + 1 WHERE id = 1"
-READ_TARGET = """SELECT number, expires, reason, attrs::text, provider_id, source
-    FROM blocklist_entries WHERE target = %s"""
-FIND_NUMBER = """SELECT target, number, expires, reason, attrs::text, provider_id, source
-    FROM blocklist_entries WHERE number = %s"""
-LIST_TARGETS = """WITH RECURSIVE t(name) AS (
-        SELECT (SELECT min(target) FROM blocklist_entries)
-        UNION ALL
-        SELECT (SELECT min(target) FROM blocklist_entries WHERE target > t.name) FROM t
-        WHERE t.name IS NOT NULL)
-    SELECT name FROM t WHERE name IS NOT NULL
-    UNION SELECT target FROM blocklist_target_meta"""
 ADVISORY_HOLDERS = """SELECT pid FROM pg_locks
     WHERE locktype = 'advisory' AND granted AND objsubid = 1
       AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
@@ -138,8 +122,11 @@ def _dsn_password(dsn: str) -> str | None:
         return None
 
 
-class PostgresState(StateBackend):
+class PostgresState(SqlState):
     """State in the PostgreSQL database of ``dsn``; ``create=False`` refuses a new one."""
+
+    placeholder = "%s"
+    attrs_read = "attrs::text"
 
     def __init__(self, dsn: str, create: bool = True) -> None:
         self._dsn = dsn
@@ -206,6 +193,40 @@ class PostgresState(StateBackend):
         with self._guard("reading"):
             return self._connection().execute(sql, params).fetchall()
 
+    @contextmanager
+    def _rows(self, sql: str, params: tuple[Any, ...]) -> Iterator[Iterable[Any]]:
+        with self._guard("reading"):
+            cursor = self._connection().cursor()
+            cursor.execute(sql, params)
+            yield cursor
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[psycopg.Connection[Any]]:
+        conn = self._connection()
+        with self._guard("reading a snapshot"), conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield conn
+
+    def _upsert_entries(
+        self, conn: psycopg.Connection[Any], target: str, rows: list[tuple[Any, ...]]
+    ) -> None:
+        columns = [list(c) for c in zip(*rows, strict=True)]  # one array per column
+        conn.execute(UPSERT_ENTRIES, (target, *columns))
+
+    def _delete_entries(
+        self, conn: psycopg.Connection[Any], target: str, numbers: list[str]
+    ) -> int:
+        return conn.execute(DELETE_ENTRIES, (target, numbers)).rowcount
+
+    def _executemany(self, conn: Any, sql: str, rows: Iterable[tuple[Any, ...]]) -> None:
+        conn.cursor().executemany(self.q(sql), list(rows))
+
+    def _insert_all(self, conn: Any, rows: Iterator[tuple[Any, ...]]) -> None:
+        columns = ", ".join(("target", *ENTRY_COLUMNS))
+        with conn.cursor().copy(f"COPY {ENTRIES} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
     # -- schema -----------------------------------------------------------------------
 
     def _ensure_schema(self, create: bool) -> None:
@@ -254,67 +275,6 @@ class PostgresState(StateBackend):
             f"the PostgreSQL state at {self.masked_dsn} has schema version {version}, newer "
             f"than this tool's {SCHEMA_VERSION}; upgrade blocklist"
         )
-
-    # -- identity ---------------------------------------------------------------------
-
-    def lineage(self) -> str:
-        return str(self._read("SELECT lineage FROM blocklist_meta WHERE id = 1")[0][0])
-
-    def serial(self) -> int:
-        return int(self._read("SELECT serial FROM blocklist_meta WHERE id = 1")[0][0])
-
-    # -- reading ----------------------------------------------------------------------
-
-    def read_target(self, target: str) -> dict[str, ManagedEntry]:
-        with self._guard("reading a target"):
-            cursor = self._connection().cursor()
-            cursor.execute(READ_TARGET, (target,))
-            return entries_from_rows(cursor)
-
-    def targets(self) -> list[str]:
-        return sorted(row[0] for row in self._read(LIST_TARGETS))
-
-    def target_meta(self, target: str) -> dict[str, str]:
-        rows = self._read(
-            "SELECT key, value FROM blocklist_target_meta WHERE target = %s", (target,)
-        )
-        return dict(sorted(rows))
-
-    def find_number(self, number: str) -> list[tuple[str, ManagedEntry]]:
-        rows = sorted(self._read(FIND_NUMBER, (number,)), key=lambda row: row[0])
-        return [(row[0], next(iter(entries_from_rows([row[1:]]).values()))) for row in rows]
-
-    # -- writing ----------------------------------------------------------------------
-
-    def record_batch(
-        self,
-        target: str,
-        upserts: Iterable[ManagedEntry] = (),
-        deletes: Iterable[str] = (),
-        meta: Mapping[str, str] | None = None,
-    ) -> None:
-        """Upserts, then deletes, then metadata, then serial += 1: all or nothing."""
-        by_number = {e.number: entry_columns(e) for e in upserts}  # the last one wins
-        columns = [list(c) for c in zip(*by_number.values(), strict=True)]
-        delete_list = list(deletes)
-        meta_rows = [(target, k, v) for k, v in (meta or {}).items()]
-        with self._write("recording a batch") as conn:
-            if columns:
-                conn.execute(UPSERT_ENTRIES, (target, *columns))
-            if delete_list:
-                conn.execute(DELETE_ENTRIES, (target, delete_list))
-            if meta_rows:
-                conn.cursor().executemany(UPSERT_META, meta_rows)
-            conn.execute(BUMP_SERIAL)
-
-    def forget(self, target: str, number: str) -> bool:
-        """Serial += 1 only when something was forgotten (nothing changed otherwise)."""
-        with self._write("forgetting a number") as conn:
-            cursor = conn.execute(DELETE_ENTRIES, (target, [number]))
-            removed = cursor.rowcount > 0
-            if removed:
-                conn.execute(BUMP_SERIAL)
-        return removed
 
     # -- locking ----------------------------------------------------------------------
 
@@ -439,52 +399,6 @@ class PostgresState(StateBackend):
         if holder is not None:
             return holder
         return _lock_info(stale[0]) if stale else None
-
-    # -- moving state -----------------------------------------------------------------
-
-    def export_state(self) -> dict[str, Any]:
-        conn = self._connection()
-        with self._guard("exporting"), conn.transaction():
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            lineage, serial = conn.execute(
-                "SELECT lineage, serial FROM blocklist_meta WHERE id = 1"
-            ).fetchone()
-            targets: dict[str, tuple[dict[str, str], list[ManagedEntry]]] = {}
-            for (name,) in conn.execute(LIST_TARGETS).fetchall():
-                meta = dict(
-                    conn.execute(
-                        "SELECT key, value FROM blocklist_target_meta WHERE target = %s",
-                        (name,),
-                    ).fetchall()
-                )
-                cursor = conn.cursor()
-                cursor.execute(READ_TARGET, (name,))
-                targets[name] = (meta, list(entries_from_rows(cursor).values()))
-        return build_export(lineage, int(serial), targets)
-
-    def import_state(self, data: Mapping[str, Any]) -> None:
-        parsed = parse_export(data)
-        with self._write("importing") as conn:
-            conn.execute("TRUNCATE blocklist_entries, blocklist_target_meta")
-            meta_rows = [
-                (name, key, value)
-                for name, (meta, _) in parsed.targets.items()
-                for key, value in meta.items()
-            ]
-            if meta_rows:
-                conn.cursor().executemany(UPSERT_META, meta_rows)
-            with conn.cursor().copy(
-                "COPY blocklist_entries (target, number, expires, reason, attrs, provider_id, "
-                "source) FROM STDIN"
-            ) as copy:
-                for name, (_, entries) in parsed.targets.items():
-                    for entry in entries:
-                        copy.write_row((name, *entry_columns(entry)))
-            conn.execute(
-                "UPDATE blocklist_meta SET lineage = %s, serial = GREATEST(serial, %s) + 1 "
-                "WHERE id = 1",
-                (parsed.lineage, parsed.serial),
-            )
 
     # -- audit log --------------------------------------------------------------------
 

@@ -27,17 +27,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..domain import ManagedEntry
 from ..errors import StateError
-from . import (
-    audit_json,
-    build_export,
-    entries_from_rows,
-    entry_columns,
-    lock_error,
-    parse_export,
-)
-from .base import SCHEMA_VERSION, LockInfo, StateBackend
+from .base import SCHEMA_VERSION, LockInfo
+from .codec import audit_json, lock_error
+from .sql import BUMP_SERIAL, DELETE_ENTRY, ENTRIES, LOCK, META, TARGET_META, SqlState, entry_select
 
 log = logging.getLogger("blocklist.state")
 
@@ -47,7 +40,9 @@ BUSY_TIMEOUT_S = 30.0  # how long a write waits for another process's transactio
 _POLL_FIRST_S, _POLL_MAX_S = 0.05, 0.5  # lock polling with a timeout
 
 # Schema migrations by the version they lead to; run in order, each in the same
-# transaction as the version bump. Version 1 creates everything.
+# transaction as the version bump. Version 1 created everything under short names;
+# version 2 gives the tables the names they have in PostgreSQL (one schema), adds
+# pending removes and the configuration a state belongs to.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
         """CREATE TABLE meta (
@@ -79,37 +74,41 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             operation TEXT NOT NULL,
             token TEXT NOT NULL)""",
     ),
+    2: (
+        f"ALTER TABLE meta RENAME TO {META}",
+        f"ALTER TABLE entries RENAME TO {ENTRIES}",
+        f"ALTER TABLE target_meta RENAME TO {TARGET_META}",
+        f"ALTER TABLE lock RENAME TO {LOCK}",
+        "DROP INDEX entries_by_number",
+        f"CREATE INDEX blocklist_entries_by_number ON {ENTRIES} (number)",
+        f"ALTER TABLE {ENTRIES} ADD COLUMN pending TEXT",  # why the last remove failed
+        f"ALTER TABLE {META} ADD COLUMN configuration TEXT",
+    ),
 }
 assert max(MIGRATIONS) == SCHEMA_VERSION, "add a migration for the new SCHEMA_VERSION"
 
 # Statements on hot paths, named so a test can check their query plans (no scans).
-UPSERT_ENTRY = """INSERT INTO entries (target, number, expires, reason, attrs, provider_id, source)
-    VALUES (?, ?, ?, ?, ?, ?, ?)
+UPSERT_ENTRY = f"""INSERT INTO {ENTRIES}
+        (target, number, expires, reason, attrs, provider_id, source, pending)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (target, number) DO UPDATE SET
         expires = excluded.expires, reason = excluded.reason, attrs = excluded.attrs,
-        provider_id = excluded.provider_id, source = excluded.source"""
-DELETE_ENTRY = "DELETE FROM entries WHERE target = ? AND number = ?"
-UPSERT_META = """INSERT INTO target_meta (target, key, value) VALUES (?, ?, ?)
-    ON CONFLICT (target, key) DO UPDATE SET value = excluded.value"""
-BUMP_SERIAL = "UPDATE meta SET serial = serial + 1 WHERE id = 1"
-READ_TARGET = (
-    "SELECT number, expires, reason, attrs, provider_id, source FROM entries WHERE target = ?"
-)
-FIND_NUMBER = """SELECT target, number, expires, reason, attrs, provider_id, source
-    FROM entries WHERE number = ? ORDER BY target"""
-# Distinct targets by skipping through the primary key (one probe per target, not a scan).
-LIST_TARGETS = """WITH RECURSIVE t(name) AS (
-        SELECT (SELECT min(target) FROM entries)
-        UNION ALL
-        SELECT (SELECT min(target) FROM entries WHERE target > t.name) FROM t
-        WHERE t.name IS NOT NULL)
-    SELECT name FROM t WHERE name IS NOT NULL
-    UNION SELECT target FROM target_meta
-    ORDER BY 1"""
+        provider_id = excluded.provider_id, source = excluded.source,
+        pending = excluded.pending"""
+READ_TARGET = f"SELECT {entry_select()} FROM {ENTRIES} WHERE target = ?"
+FIND_NUMBER = f"SELECT target, {entry_select()} FROM {ENTRIES} WHERE number = ?"
 _LOCK_COLUMNS = "actor, host, pid, since, operation, token"
+__all__ = [
+    "BUMP_SERIAL",
+    "DELETE_ENTRY",
+    "FIND_NUMBER",
+    "READ_TARGET",
+    "UPSERT_ENTRY",
+    "SqliteState",
+]
 
 
-class SqliteState(StateBackend):
+class SqliteState(SqlState):
     """State in the SQLite file ``path``; ``create=False`` refuses to make a new one."""
 
     def __init__(self, path: str | Path, create: bool = True) -> None:
@@ -221,19 +220,26 @@ class SqliteState(StateBackend):
                     conn.execute(statement)
             if version == 0:
                 conn.execute(
-                    "INSERT INTO meta (id, lineage, serial, schema_version) VALUES (1, ?, 0, ?)",
+                    f"INSERT INTO {META} (id, lineage, serial, schema_version) VALUES (1, ?, 0, ?)",
                     (str(uuid.uuid4()), SCHEMA_VERSION),
                 )
             else:
-                conn.execute("UPDATE meta SET schema_version = ? WHERE id = 1", (SCHEMA_VERSION,))
+                conn.execute(
+                    f"UPDATE {META} SET schema_version = ? WHERE id = 1", (SCHEMA_VERSION,)
+                )
 
     def _schema_version(self, conn: sqlite3.Connection) -> int:
-        has_meta = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
-        ).fetchone()
-        if not has_meta:
+        tables = {
+            row[0]
+            for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, 'meta')",
+                (META,),
+            )
+        }
+        if not tables:
             return 0
-        row = conn.execute("SELECT schema_version FROM meta WHERE id = 1").fetchone()
+        name = META if META in tables else "meta"  # "meta": version 1
+        row = conn.execute(f"SELECT schema_version FROM {name} WHERE id = 1").fetchone()
         if row is None:
             raise StateError(f"state database {self.path} has no meta row; it was left untouched")
         return int(row[0])
@@ -279,63 +285,29 @@ class SqliteState(StateBackend):
         with self._guard("reading"):
             return self._connection().execute(sql, params).fetchall()
 
-    # -- identity ---------------------------------------------------------------------
+    @contextmanager
+    def _rows(self, sql: str, params: tuple[Any, ...]) -> Iterator[Iterable[Any]]:
+        with self._guard("reading"):
+            yield self._connection().execute(sql, params)
 
-    def lineage(self) -> str:
-        return str(self._read("SELECT lineage FROM meta WHERE id = 1")[0][0])
+    @contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        conn = self._connection()
+        with self._guard("reading a snapshot"):
+            conn.execute("BEGIN")  # one consistent snapshot
+            try:
+                yield conn
+            finally:
+                conn.execute("COMMIT")
 
-    def serial(self) -> int:
-        return int(self._read("SELECT serial FROM meta WHERE id = 1")[0][0])
-
-    # -- reading ----------------------------------------------------------------------
-
-    def read_target(self, target: str) -> dict[str, ManagedEntry]:
-        with self._guard("reading a target"):
-            cursor = self._connection().execute(READ_TARGET, (target,))
-            return entries_from_rows(cursor)
-
-    def targets(self) -> list[str]:
-        return [row[0] for row in self._read(LIST_TARGETS)]
-
-    def target_meta(self, target: str) -> dict[str, str]:
-        rows = self._read(
-            "SELECT key, value FROM target_meta WHERE target = ? ORDER BY key", (target,)
-        )
-        return dict(rows)
-
-    def find_number(self, number: str) -> list[tuple[str, ManagedEntry]]:
-        rows = self._read(FIND_NUMBER, (number,))
-        return [(row[0], next(iter(entries_from_rows([row[1:]]).values()))) for row in rows]
-
-    # -- writing ----------------------------------------------------------------------
-
-    def record_batch(
-        self,
-        target: str,
-        upserts: Iterable[ManagedEntry] = (),
-        deletes: Iterable[str] = (),
-        meta: Mapping[str, str] | None = None,
+    def _upsert_entries(
+        self, conn: sqlite3.Connection, target: str, rows: list[tuple[Any, ...]]
     ) -> None:
-        """Upserts, then deletes, then metadata, then serial += 1: all or nothing."""
-        upsert_rows = [(target, *entry_columns(e)) for e in upserts]
-        delete_rows = [(target, number) for number in deletes]
-        meta_rows = [(target, k, v) for k, v in (meta or {}).items()]
-        with self._write("recording a batch") as conn:
-            if upsert_rows:
-                conn.executemany(UPSERT_ENTRY, upsert_rows)
-            if delete_rows:
-                conn.executemany(DELETE_ENTRY, delete_rows)
-            if meta_rows:
-                conn.executemany(UPSERT_META, meta_rows)
-            conn.execute(BUMP_SERIAL)
+        conn.executemany(UPSERT_ENTRY, [(target, *row) for row in rows])
 
-    def forget(self, target: str, number: str) -> bool:
-        """Serial += 1 only when something was forgotten (nothing changed otherwise)."""
-        with self._write("forgetting a number") as conn:
-            removed = conn.execute(DELETE_ENTRY, (target, number)).rowcount > 0
-            if removed:
-                conn.execute(BUMP_SERIAL)
-        return removed
+    def _delete_entries(self, conn: sqlite3.Connection, target: str, numbers: list[str]) -> int:
+        cursor = conn.executemany(DELETE_ENTRY, [(target, n) for n in numbers])
+        return cursor.rowcount
 
     # -- locking ----------------------------------------------------------------------
 
@@ -344,17 +316,17 @@ class SqliteState(StateBackend):
         delay = _POLL_FIRST_S
         while True:
             with self._write("taking the lock") as conn:
-                row = conn.execute(f"SELECT {_LOCK_COLUMNS} FROM lock WHERE id = 1").fetchone()
+                row = conn.execute(f"SELECT {_LOCK_COLUMNS} FROM {LOCK} WHERE id = 1").fetchone()
                 if row is not None and _holder_is_dead(row):
                     # a run on this host that was killed (kill -9, power cut) left its row:
                     # its pid is gone, so nobody holds the lock any more
                     log.warning("taking over the stale lock of %s", _lock_info(row).describe())
-                    conn.execute("DELETE FROM lock WHERE id = 1")
+                    conn.execute(f"DELETE FROM {LOCK} WHERE id = 1")
                     row = None
                 if row is None:
                     token = uuid.uuid4().hex
                     conn.execute(
-                        f"INSERT INTO lock (id, {_LOCK_COLUMNS}) VALUES (1, ?, ?, ?, ?, ?, ?)",
+                        f"INSERT INTO {LOCK} (id, {_LOCK_COLUMNS}) VALUES (1, ?, ?, ?, ?, ?, ?)",
                         (
                             info.actor,
                             info.host,
@@ -378,59 +350,22 @@ class SqliteState(StateBackend):
         if self._lock_token is None:
             return
         with self._write("releasing the lock") as conn:
-            conn.execute("DELETE FROM lock WHERE token = ?", (self._lock_token,))
+            conn.execute(f"DELETE FROM {LOCK} WHERE token = ?", (self._lock_token,))
         self._lock_token = None
 
     def lock_holder(self) -> LockInfo | None:
-        rows = self._read(f"SELECT {_LOCK_COLUMNS} FROM lock WHERE id = 1")
+        rows = self._read(f"SELECT {_LOCK_COLUMNS} FROM {LOCK} WHERE id = 1")
         return _lock_info(rows[0]) if rows else None
 
     def break_lock(self) -> LockInfo | None:
         with self._write("breaking the lock") as conn:
-            row = conn.execute(f"SELECT {_LOCK_COLUMNS} FROM lock WHERE id = 1").fetchone()
-            conn.execute("DELETE FROM lock")
+            row = conn.execute(f"SELECT {_LOCK_COLUMNS} FROM {LOCK} WHERE id = 1").fetchone()
+            conn.execute(f"DELETE FROM {LOCK}")
         if row is None:
             return None
         if row[5] == self._lock_token:
             self._lock_token = None
         return _lock_info(row)
-
-    # -- moving state -----------------------------------------------------------------
-
-    def export_state(self) -> dict[str, Any]:
-        with self._guard("exporting"):
-            conn = self._connection()
-            conn.execute("BEGIN")  # one consistent snapshot
-            try:
-                lineage, serial = conn.execute(
-                    "SELECT lineage, serial FROM meta WHERE id = 1"
-                ).fetchone()
-                targets: dict[str, tuple[dict[str, str], list[ManagedEntry]]] = {}
-                for (name,) in conn.execute(LIST_TARGETS).fetchall():
-                    meta = dict(
-                        conn.execute(
-                            "SELECT key, value FROM target_meta WHERE target = ?", (name,)
-                        ).fetchall()
-                    )
-                    entries = entries_from_rows(conn.execute(READ_TARGET, (name,)))
-                    targets[name] = (meta, list(entries.values()))
-            finally:
-                conn.execute("COMMIT")
-        return build_export(lineage, int(serial), targets)
-
-    def import_state(self, data: Mapping[str, Any]) -> None:
-        parsed = parse_export(data)
-        with self._write("importing") as conn:
-            (own_serial,) = conn.execute("SELECT serial FROM meta WHERE id = 1").fetchone()
-            conn.execute("DELETE FROM entries")
-            conn.execute("DELETE FROM target_meta")
-            for name, (meta, entries) in parsed.targets.items():
-                conn.executemany(UPSERT_META, [(name, key, value) for key, value in meta.items()])
-                conn.executemany(UPSERT_ENTRY, [(name, *entry_columns(e)) for e in entries])
-            conn.execute(
-                "UPDATE meta SET lineage = ?, serial = ? WHERE id = 1",
-                (parsed.lineage, max(int(own_serial), parsed.serial) + 1),
-            )
 
     # -- audit log --------------------------------------------------------------------
 
@@ -471,7 +406,7 @@ class SqliteState(StateBackend):
         try:
             if self._lock_token is not None:
                 try:
-                    conn.execute("DELETE FROM lock WHERE token = ?", (self._lock_token,))
+                    conn.execute(f"DELETE FROM {LOCK} WHERE token = ?", (self._lock_token,))
                 except sqlite3.Error as exc:  # the row stays; `state unlock` clears it
                     log.warning("could not release the state lock in %s: %s", self.path, exc)
                 self._lock_token = None
