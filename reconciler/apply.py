@@ -15,7 +15,7 @@ import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tenacity import RetryCallState
@@ -320,6 +320,10 @@ class Executor:
             started = time.monotonic()
             run.attempts += 1
             result = await adapter.send(tp.target, run.pending)
+            result.outcomes = [  # provider words may echo a credential: never let it out
+                replace(o, reason=adapter.redact(o.reason)) if o.reason else o
+                for o in result.outcomes
+            ]
             left = self.record(tp, result, actions, run)
             self.report.batches += 1
             ok = sum(1 for o in result.outcomes if o.ok)

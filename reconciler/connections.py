@@ -162,6 +162,9 @@ class Connections:
             )
         self._clients.append(client)
         options = {"auth_mode": inst.auth_mode or "token"}
+        region = inst.default_region or caps.default_region
+        if region:
+            options["default_region"] = region.upper()
         adapter = cls(name, client, credentials, options)
         adapter.capabilities = replace(caps, concurrency_limit=concurrency, batch_limit=batch)
         adapter.read_policy = DEFAULT_POLICY  # each read request re-sent on its own

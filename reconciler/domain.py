@@ -51,6 +51,9 @@ class LiveEntry:
     attrs: tuple[tuple[str, str], ...] = ()  # e.g. (("reject_type", "unsubscribe"),)
     provider_id: str | None = None  # e.g. LOX24 phone id, needed to remove
     opt_out: bool = False  # added by the provider / its users (STOP): never removed
+    #: the provider's text could not be read as one number (``number`` is then
+    #: ``"?" + raw``): shown as unmanaged, never added over or removed, in any mode
+    unparsed: bool = False
 
 
 @dataclass(slots=True)

@@ -62,6 +62,11 @@ class ProviderInstance(_Strict):
     concurrency: int | None = Field(None, ge=1, description="clamped to the type's hard limit")
     batch_size: int | None = Field(None, ge=1, description="clamped to the type's hard limit")
     timeout: float | None = Field(None, gt=0, description="seconds per request")
+    default_region: str | None = Field(
+        None,
+        description="ISO 3166 region for live numbers the provider stores without a "
+        "country code (ozonetel: IN unless set)",
+    )
     safety: Safety | None = None
     sandbox_faults: str | None = Field(
         None, description="sandbox only: fault spec, e.g. '5xx=0.1,429=0.05,seed=7'"

@@ -142,6 +142,39 @@ def normalise(raw: str, default_region: str | None = None) -> str:
     return phonenumbers.format_number(parsed, PhoneNumberFormat.E164)
 
 
+_DIGITS_ONLY = re.compile(r"\d{7,15}")
+
+
+def parse_live(raw: str, default_region: str | None = None) -> str | None:
+    """The E.164 form of a number a provider returned, normalised as a declared one
+    is (with the provider instance's ``default_region`` for national numbers), or
+    None when it cannot be told which number it is.
+
+    An international number phonenumbers thinks invalid (``+15555555``, the Wooxy
+    docs' own example) is kept as ``+`` and its digits: it is unambiguous. Digits
+    without ``+`` are read as national (with the region) first, then as international
+    without its ``+``; with neither valid, or no region for a national-looking
+    number, the answer is None: never guess (a wrong guess adds a copy or removes
+    the wrong number).
+    """
+    text = raw.strip()
+    try:
+        return normalise(text, default_region)
+    except InvalidNumber:
+        pass
+    compact = _SEPARATORS.sub("", text)
+    if compact.startswith("00"):
+        compact = "+" + compact[2:]
+    if _E164_FAST.match(compact):
+        return compact
+    if _DIGITS_ONLY.fullmatch(compact) and not compact.startswith("0"):
+        try:
+            return normalise("+" + compact)
+        except InvalidNumber:
+            return None
+    return None
+
+
 def normalise_live(raw: str, default_region: str | None = None) -> str:
     """Normalise a number a provider returned. Lenient: a number the provider holds
     that phonenumbers thinks invalid is kept in a canonical ``+digits`` form rather

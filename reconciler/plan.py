@@ -233,7 +233,9 @@ def plan_target(
         if number in desired:
             continue
         m = managed.get(number)
-        if entry.opt_out:
+        if entry.unparsed:
+            changes.append(_unmanaged(entry))  # which number it is cannot be told
+        elif entry.opt_out:
             changes.append(_unmanaged(entry))
             if m is not None:
                 forget.append(number)

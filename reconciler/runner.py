@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .apply import ApplyProgress, ApplyReport, Executor
+from .apply import ApplyProgress, ApplyReport, Executor, Guard
 from .connections import Connections, work_dir
 from .desired import Desired
 from .domain import LiveEntry, ManagedEntry, Target
@@ -276,8 +276,9 @@ async def run_apply(options: ApplyOptions, stop: asyncio.Event) -> ApplyReport:
                 if options.planfile is None and not options.auto_approve and not options.confirm():
                     options.echo("Apply cancelled.")
                     return report
+                guard = Guard.of(the_plan, desired.protected)
                 with ApplyProgress() as progress:
-                    executor = Executor(conns, state, progress=progress, stop=stop)
+                    executor = Executor(conns, state, progress=progress, stop=stop, guard=guard)
                     report = await executor.run(the_plan)
                 options.echo(render_report(report, options.mask))
                 state.append_audit(audit_record(report, options.directory))

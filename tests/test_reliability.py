@@ -738,6 +738,9 @@ def test_numbers_reported_retryable_get_the_whole_retry_policy(tmp_path: Path) -
         def batches(self, target, removes, adds, meta):  # noqa: ANN001
             return PhonelyAdapter.batches(self, target, removes, adds, meta)  # type: ignore[arg-type]
 
+        def redact(self, text: str) -> str:
+            return text
+
         async def send(self, target, batch):  # noqa: ANN001
             self.sent.append(time.monotonic())
             status = "retryable" if len(self.sent) < 5 else "done"

@@ -27,6 +27,7 @@ import httpx
 
 from ..domain import Batch, BatchResult, LiveEntry, Op, Target
 from ..errors import AuthError, ProviderError, RetryableError
+from ..numbers import parse_live
 from ..retry import RetryPolicy, retrying
 
 log = logging.getLogger("blocklist.provider")
@@ -55,6 +56,9 @@ class Capabilities:
     #: the provider holds users' own opt-outs (STOP replies) but does not mark them,
     #: so an adopted number may be one (the plan warns)
     opt_outs_unmarked: bool = False
+    #: region of live numbers stored without a country code, unless the instance
+    #: sets ``default_region`` (Ozonetel: IN, its documented home)
+    default_region: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,6 +109,29 @@ class ProviderAdapter:
         """``PROVIDER/SCOPE-VALUE``; a scope-less provider (Wooxy) is ``PROVIDER/account``."""
         values = [str(scope[f]) for f in cls.capabilities.scope_fields if f in scope]
         return f"{instance}/{'/'.join(values) if values else 'account'}"
+
+    # -- what every adapter needs ---------------------------------------------
+
+    def live_entry(self, raw: str, **fields: Any) -> LiveEntry:
+        """A ``LiveEntry`` for a number as the provider wrote it: normalised like a
+        declared number (with the instance's ``default_region``), or, when it cannot
+        be told which number it is, ``unparsed`` (shown as unmanaged, never touched)."""
+        number = parse_live(raw, self.options.get("default_region"))
+        if number is None:
+            return LiveEntry(number="?" + raw.strip(), raw=raw, unparsed=True, **fields)
+        return LiveEntry(number=number, raw=raw, **fields)
+
+    def redact(self, text: str) -> str:
+        """``text`` with every credential value of this instance (keys, SIDs, uids,
+        tokens) replaced by ``[redacted]``: provider bodies may echo the request."""
+        for value in sorted(self._credentials.values(), key=len, reverse=True):
+            if value and len(value) >= 3:
+                text = text.replace(value, "[redacted]")
+                if ":" in value:  # LOX24's clientNumber:apiKey: each half is secret too
+                    for part in value.split(":"):
+                        if len(part) >= 4:
+                            text = text.replace(part, "[redacted]")
+        return text
 
     # -- the three verbs -------------------------------------------------------
 
@@ -157,6 +184,16 @@ class ProviderAdapter:
         Every adapter sends each HTTP request through here (its one ``_call``); a
         gated call must not call another gated one.
         """
+        try:
+            return await self._gated(call)
+        except ProviderError as exc:
+            clean = self.redact(str(exc))
+            if clean != str(exc):  # a body that echoed a credential: never let it out
+                exc.reason = self.redact(exc.reason)
+                exc.args = (clean,)
+            raise
+
+    async def _gated(self, call: Callable[[], Awaitable[T]]) -> T:
         if self._auth_failure is not None:
             raise copy.copy(self._auth_failure)
         if not self._auth_proven:
