@@ -46,12 +46,12 @@ from typing import Any
 
 from plan_bench import fmt_n, generate_numbers, machine
 
-from reconciler.apply import ApplyProgress, Executor
+from reconciler.apply import Executor
 from reconciler.connections import Connections
 from reconciler.desired import load_desired
 from reconciler.plan import Plan, TargetPlan
 from reconciler.providers import adapter_class
-from reconciler.runner import make_plan, open_run_state, select_targets
+from reconciler.operations.common import make_plan, open_run_state, select_targets
 from reconciler.sandbox import emulator_class
 from reconciler.sandbox.base import Counters, Emulator
 from reconciler.sandbox.faults import FaultSpec
@@ -328,12 +328,12 @@ async def plan_and_apply(
             chosen = select_targets(desired, targets)
             servers.reset()
             started = time.perf_counter()
-            plan = await make_plan(desired, conns, chosen, state, now)
+            plan, _ = await make_plan(desired, conns, chosen, state, now)
             phase.plan_seconds = time.perf_counter() - started
             phase.plan = plan
             if apply and plan.has_changes:
                 servers.reset()
-                executor = TimedExecutor(conns, state, progress=ApplyProgress(enabled=False))
+                executor = TimedExecutor(conns, state)
                 started = time.perf_counter()
                 report = await executor.run(plan)
                 phase.apply_seconds = time.perf_counter() - started

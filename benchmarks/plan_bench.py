@@ -303,10 +303,10 @@ def child(base: Path, profile: bool, gc_off: bool = False) -> None:
 
     import reconciler.desired as desired_mod
     import reconciler.plan as plan_mod
-    import reconciler.runner as runner_mod
+    import reconciler.operations.common as runner_mod
     from reconciler.connections import Connections
     from reconciler.numbers import normalise
-    from reconciler.render import render_json, render_markdown, render_text
+    from reconciler.views.plan import render_json, render_markdown, render_text
     from reconciler.sandbox.base import Emulator
 
     root = base / "blocklists"

@@ -48,7 +48,8 @@ def open_backend(args: argparse.Namespace, stack: ExitStack) -> tuple[StateBacke
         )
         path = directory / "state.db"
         return open_state("sqlite", path=path), f"sqlite {path}"
-    from reconciler.state.pgserver import PgServer
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from pgserver import PgServer  # the throwaway server of the tests
 
     server = stack.enter_context(PgServer(durable=True))
     dsn = server.create_database("bench")

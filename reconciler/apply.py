@@ -4,153 +4,33 @@ Owns execution only: batches come from each adapter (``batches``), requests
 from ``send``; this module adds the concurrency limit per provider instance,
 retries (``retry.py``), per-number outcome bookkeeping, state recording after
 every batch (so a crash loses at most the batches in flight), progress and
-the final report. It never decides *what* to change: that is the plan.
+the final report. It never decides *what* to change: that is the plan; and it
+never draws anything: progress goes to an injected ``Progress``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import sys
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from tenacity import RetryCallState
 
 from .connections import Connections
 from .domain import Batch, BatchResult, ManagedEntry, Op, Outcome, Target
 from .errors import AuthError, ProviderError, RetryableError
-from .expiry import iso
+from .operations.ui import Progress, QuietProgress
 from .plan import Plan, TargetPlan
 from .providers import ProviderAdapter
+from .report import ApplyReport, Failure
 from .retry import DEFAULT_POLICY, RetryPolicy, retrying
 from .state import StateBackend
 
 #: state-only records (adopt, forget) are written in chunks of this size
 STATE_CHUNK = 1000
-
-
-@dataclass
-class Failure:
-    target: str
-    number: str
-    action: str
-    reason: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {
-            "target": self.target,
-            "number": self.number,
-            "action": self.action,
-            "reason": self.reason,
-        }
-
-
-@dataclass
-class ApplyReport:
-    started: dt.datetime
-    finished: dt.datetime | None = None
-    done: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
-    failures: list[Failure] = field(default_factory=list)
-    interrupted: bool = False
-    batches: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures and not self.interrupted
-
-    def failed_counts(self) -> dict[str, Counter]:
-        out: dict[str, Counter] = defaultdict(Counter)
-        for f in self.failures:
-            out[f.target][f.action] += 1
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        failed = self.failed_counts()
-        names = sorted(set(self.done) | set(failed))
-        return {
-            "format_version": 1,
-            "started": iso(self.started),
-            "finished": iso(self.finished),
-            "ok": self.ok,
-            "interrupted": self.interrupted,
-            "batches": self.batches,
-            "targets": [
-                {
-                    "name": n,
-                    "done": dict(sorted(self.done[n].items())),
-                    "failed": dict(sorted(failed[n].items())),
-                }
-                for n in names
-            ],
-            "failures": [f.to_dict() for f in self.failures],
-        }
-
-
-class ApplyProgress:
-    """A progress bar per target on a terminal; one plain line per batch otherwise."""
-
-    def __init__(self, *, enabled: bool = True, tty: bool | None = None) -> None:
-        self.enabled = enabled
-        self.tty = sys.stderr.isatty() if tty is None else tty
-        self._bar: Any = None
-        self._tasks: dict[str, Any] = {}
-        self._done: Counter = Counter()
-        self._total: dict[str, int] = {}
-
-    def __enter__(self) -> ApplyProgress:
-        if self.enabled and self.tty:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-            self._bar = Progress(
-                "[bold]{task.description}",
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=Console(stderr=True),
-                transient=False,
-            )
-            self._bar.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(None, None, None)
-
-    def start(self, target: str, total: int) -> None:
-        self._total[target] = total
-        if self._bar is not None:
-            self._tasks[target] = self._bar.add_task(target, total=total)
-
-    def retry(self, target: str, count: int, reason: str, wait: float) -> None:
-        """``count`` numbers of ``target`` are sent again in ``wait`` seconds."""
-        if not self.enabled:
-            return
-        if self._bar is not None:
-            return
-        print(
-            f"{target}: retrying {count} in {wait:.1f}s ({reason[:120]})",
-            file=sys.stderr,
-            flush=True,
-        )
-
-    def batch(self, target: str, size: int, ok: int, seconds: float) -> None:
-        self._done[target] += size
-        if not self.enabled:
-            return
-        if self._bar is not None:
-            self._bar.advance(self._tasks[target], size)
-            return
-        total = self._total.get(target, 0)
-        print(
-            f"{target}: {self._done[target]}/{total} ({ok}/{size} ok in batch, {seconds:.2f}s)",
-            file=sys.stderr,
-            flush=True,
-        )
 
 
 @dataclass(frozen=True)
@@ -201,7 +81,7 @@ class Executor:
         state: StateBackend,
         *,
         policy: RetryPolicy = DEFAULT_POLICY,
-        progress: ApplyProgress | None = None,
+        progress: Progress | None = None,
         stop: asyncio.Event | None = None,
         guard: Guard | None = None,
         managed: Mapping[str, Collection[str]] | None = None,
@@ -209,7 +89,7 @@ class Executor:
         self.connections = connections
         self.state = state
         self.policy = policy
-        self.progress = progress or ApplyProgress(enabled=False)
+        self.progress: Progress = progress or QuietProgress()
         self.stop = stop or asyncio.Event()
         self.guard = guard or Guard()
         self._managed = managed  # target -> managed numbers when planned (None: read state)
@@ -262,7 +142,7 @@ class Executor:
                 out.append(op)
             else:
                 action = actions.get(op.number, op.kind)
-                self.report.failures.append(Failure(tp.target.name, op.number, action, why))
+                self.failure(tp.target.name, op.number, action, why)
         return out
 
     def record_state_only(self, tp: TargetPlan, managed: Collection[str]) -> None:
@@ -274,7 +154,7 @@ class Executor:
                 continue
             why = self.guard.refusal(tp.target, "adopt", c.number, managed)
             if why is not None:
-                self.report.failures.append(Failure(name, c.number, "adopt", why))
+                self.failure(name, c.number, "adopt", why)
                 continue
             adopts.append(
                 ManagedEntry(c.number, c.expires, c.reason, c.attrs, c.provider_id, c.source)
@@ -390,9 +270,7 @@ class Executor:
         for op in failed:
             last = left.reasons.get(op.number) or "not carried out (no reason given)"
             reason = f"still failing after {run.attempts} attempts: {last}"
-            self.report.failures.append(
-                Failure(name, op.number, actions.get(op.number, op.kind), reason)
-            )
+            self.failure(name, op.number, actions.get(op.number, op.kind), reason)
         self.mark_pending(name, failed, left.reasons)
 
     def record(
@@ -437,7 +315,7 @@ class Executor:
                     left.retry_after = max(left.retry_after or 0.0, o.retry_after)
             else:
                 reason = o.reason or "failed (no reason given)"
-                self.report.failures.append(Failure(name, op.number, action, reason))
+                self.failure(name, op.number, action, reason)
                 if op.kind == "remove":
                     pending[op.number] = reason
         if upserts or deletes or pending or result.target_meta:
@@ -454,6 +332,11 @@ class Executor:
         if pending:
             self.state.record_batch(target, pending=pending)
 
+    def failure(self, target: str, number: str, action: str, reason: str) -> None:
+        """One number that did not happen, with the provider's (or the guard's) words."""
+        self.report.failures.append(Failure(target, number, action, reason))
+        self.progress.failed(target, 1)
+
     def fail_all(
         self,
         target: str,
@@ -464,9 +347,7 @@ class Executor:
         pending: bool = False,
     ) -> None:
         for op in ops:
-            self.report.failures.append(
-                Failure(target, op.number, actions.get(op.number, op.kind), reason)
-            )
+            self.failure(target, op.number, actions.get(op.number, op.kind), reason)
         if pending:
             self.mark_pending(target, ops, {op.number: reason for op in ops})
 

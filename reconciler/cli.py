@@ -1,10 +1,11 @@
-"""The command line: thin shells that parse options, call one library function,
-render its result and map known errors to exit codes.
+"""The command line: thin shells that parse options, call one operation, render
+its result with a view and choose the exit code.
 
-Exit codes: 0 success; 1 any error (one-line cause, never a traceback for bad
-input, bad credentials or an unreachable provider); ``plan
---detailed-exitcode``: 2 changes, 3 changes including an unsafe target;
-4 a stale saved plan; 130 interrupted.
+Every expected failure is mapped to one line on stderr and its exit code once,
+in ``BlocklistGroup``: 0 success; 1 any error (never a traceback for bad input,
+bad credentials or an unreachable provider); ``plan --detailed-exitcode``: 2
+changes, 3 changes including an unsafe target; 4 a saved plan that is not the
+plan now; 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -12,60 +13,55 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import functools
 import json
-import os
+import logging
 import signal
-import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
-from . import __version__
-from .errors import BlocklistError, ConfigError, StalePlanError, StateError, UnsafePlanError
+from . import __version__, ci
+from .errors import BlocklistError, ConfigError, Differs, Interrupted
 
 FORMATS = click.Choice(["text", "markdown", "json"])
+T = TypeVar("T")
 
 
-# -- shared plumbing ----------------------------------------------------------------------
+# -- one mapping of errors to exit codes ---------------------------------------------------
 
 
-def fail(message: str, code: int = 1) -> None:
-    click.echo(f"Error: {message}", err=True)
-    sys.exit(code)
+class BlocklistGroup(click.Group):
+    """The group every command runs under: expected failures become one line on
+    stderr (every problem of the desired state, with GitHub annotations in Actions)
+    and their error's exit code; nothing expected ends in a traceback."""
 
-
-def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Expected failures become one line on stderr and an exit code, never a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def invoke(self, ctx: click.Context) -> Any:
         try:
-            return fn(*args, **kwargs)
+            return super().invoke(ctx)
         except ConfigError as exc:
             for p in exc.problems:
                 click.echo(str(p), err=True)
-            if os.environ.get("GITHUB_ACTIONS") == "true":
+            if ci.in_github_actions():
                 for p in exc.problems:
-                    click.echo(github_annotation(p))
+                    click.echo(ci.annotation(p))
             n = len(exc.problems)
             click.echo(f"Error: {n} problem{'s' if n != 1 else ''} in the desired state", err=True)
-            sys.exit(1)
+            raise click.exceptions.Exit(1) from None
+        except Interrupted as exc:
+            click.echo(f"Interrupted ({exc.signal}).", err=True)
+            raise click.exceptions.Exit(exc.exit_code) from None
         except BlocklistError as exc:
-            fail(str(exc), exc.exit_code)
+            click.echo(f"Error: {exc}", err=True)
+            raise click.exceptions.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
-            sys.exit(130)
-
-    return wrapper
+            raise click.exceptions.Exit(130) from None
 
 
-def github_annotation(problem: Any) -> str:
-    message = str(problem.message).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-    return f"::error file={problem.file},line={problem.line},col={problem.col}::{message}"
+# -- shared options -------------------------------------------------------------------------
 
 
 def dir_option(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -82,7 +78,9 @@ def dir_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def output_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    fn = click.option("--no-color", is_flag=True, help="No colour (also when NO_COLOR is set).")(fn)
+    fn = click.option(
+        "--no-color", is_flag=True, help="No colour (also when NO_COLOR is set, non-empty)."
+    )(fn)
     fn = click.option("-v", "--verbose", is_flag=True, help="More detail, incl. unmanaged lines.")(
         fn
     )
@@ -103,10 +101,6 @@ def target_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def use_color(no_color: bool) -> bool:
-    return not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
-
-
 def parse_at(at: str | None) -> dt.datetime:
     from .expiry import parse_timestamp
 
@@ -119,57 +113,77 @@ def parse_at(at: str | None) -> dt.datetime:
 
 
 def setup_logging(verbose: bool) -> None:
-    import logging
-
     if verbose:
         logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(message)s")
-        for noisy in ("httpx", "httpcore"):  # their debug lines carry full URLs and headers
+        # their debug lines carry full URLs and headers, and asyncio's says which
+        # selector it uses: neither is for a person reading a plan
+        for noisy in ("httpx", "httpcore", "asyncio"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def run_async(coro_fn: Callable[[asyncio.Event], Any]) -> Any:
-    """Run a coroutine; the first Ctrl-C sets the stop event (finish what is in flight)."""
+def run_async(
+    make: Callable[[asyncio.Event], Coroutine[Any, Any, T]], *, graceful: bool = False
+) -> tuple[T, str | None]:
+    """Run an operation; (its result, the signal that asked it to stop, if any).
 
-    async def main() -> Any:
+    SIGINT (Ctrl-C) and SIGTERM (what a CI runner sends on cancel) are handled alike.
+    A ``graceful`` operation (apply) gets a stop event on the first signal and
+    finishes the requests in flight, records them and reports; a second signal, or
+    any signal to another operation, stops at once (``Interrupted``)."""
+    received: list[str] = []
+
+    async def main() -> T:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
 
-        def on_sigint() -> None:
-            if stop.is_set():
-                raise KeyboardInterrupt
-            click.echo("\nInterrupted: finishing the requests in flight…", err=True)
-            stop.set()
+        def on_signal(name: str) -> None:
+            received.append(name)
+            if graceful and not stop.is_set():
+                click.echo(f"\n{name}: finishing the requests in flight…", err=True)
+                stop.set()
+            else:
+                task.cancel()
 
-        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
-            loop.add_signal_handler(signal.SIGINT, on_sigint)
-        return await coro_fn(stop)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, on_signal, sig.name)
+        return await make(stop)
 
-    return asyncio.run(main())
+    try:
+        result = asyncio.run(main())
+    except asyncio.CancelledError:
+        raise Interrupted(received[-1] if received else "SIGINT") from None
+    return result, (received[0] if received else None)
 
 
-def render(plan: Any, fmt: str, *, color: bool, mask: bool, verbose: bool) -> str:
-    from .render import render_json, render_markdown, render_text
+def terminal_ui(
+    no_color: bool, mask: bool = False, verbose: bool = False, allow_unsafe: bool = False
+) -> Any:
+    from .views.terminal import TerminalUI, color_wanted
+
+    return TerminalUI(
+        color=color_wanted(no_color), mask=mask, verbose=verbose, allow_unsafe=allow_unsafe
+    )
+
+
+def render_plan(plan: Any, fmt: str, *, color: bool, mask: bool, verbose: bool, full: bool) -> str:
+    from .views.plan import render_json, render_markdown, render_text
 
     if fmt == "json":
         return render_json(plan, mask=mask)
     if fmt == "markdown":
         return render_markdown(plan, mask=mask)
-    return render_text(plan, color=color, mask=mask, verbose=verbose)
-
-
-def append_step_summary(plan: Any, mask: bool) -> None:
-    path = os.environ.get("GITHUB_STEP_SUMMARY")
-    if os.environ.get("GITHUB_ACTIONS") == "true" and path:
-        from .render import render_markdown
-
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(render_markdown(plan, mask=mask) + "\n")
+    return render_text(
+        plan, color=color, mask=mask, verbose=verbose, max_lines=None if full else 50
+    )
 
 
 # -- commands -----------------------------------------------------------------------------
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=BlocklistGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="blocklist")
 def main() -> None:
     """Declarative blocklist-as-code: plan and apply phone blocklists across providers."""
@@ -178,7 +192,6 @@ def main() -> None:
 @main.command()
 @dir_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
-@handle_errors
 def validate(directory: Path, fmt: str) -> None:
     """Check the desired state offline: schema, numbers, duplicates, conflicts, protected."""
     from .desired import load_desired
@@ -186,14 +199,14 @@ def validate(directory: Path, fmt: str) -> None:
     try:
         desired = load_desired(directory, str(directory))
     except ConfigError as exc:
-        if fmt == "json":
-            problems = [p.__dict__ for p in exc.problems]
-            click.echo(json.dumps({"valid": False, "problems": problems}, indent=2))
-            if os.environ.get("GITHUB_ACTIONS") == "true":
-                for p in exc.problems:
-                    click.echo(github_annotation(p), err=True)
-            sys.exit(1)
-        raise
+        if fmt != "json":
+            raise
+        problems = [p.__dict__ for p in exc.problems]
+        click.echo(json.dumps({"valid": False, "problems": problems}, indent=2))
+        if ci.in_github_actions():
+            for p in exc.problems:
+                click.echo(ci.annotation(p), err=True)
+        raise click.exceptions.Exit(1) from None
     summary = {
         "files": desired.files,
         "lists": len(desired.lists),
@@ -217,9 +230,8 @@ def validate(directory: Path, fmt: str) -> None:
     show_default=True,
     type=click.Path(file_okay=False, path_type=Path),
 )
-@handle_errors
 def schema(out_dir: Path) -> None:
-    """Write the JSON Schemas of providers.yaml and list files (generated from the models)."""
+    """Write the JSON Schemas (providers.yaml, list files, plan files, apply reports)."""
     from .schemas import write_schemas
 
     for path in write_schemas(out_dir):
@@ -235,11 +247,17 @@ def schema(out_dir: Path) -> None:
     "--out", "out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan."
 )
 @click.option(
+    "--compare",
+    "compare",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Show how the plan now differs from this saved (reviewed) plan; exit 4 if it does.",
+)
+@click.option("--full", is_flag=True, help="Every change line in text (no '…and N more').")
+@click.option(
     "--detailed-exitcode",
     is_flag=True,
     help="Exit 0 no changes, 2 changes, 3 changes with an unsafe target.",
 )
-@handle_errors
 def plan(
     directory: Path,
     targets: tuple[str, ...],
@@ -249,51 +267,83 @@ def plan(
     mask_numbers: bool,
     fmt: str,
     out: Path | None,
+    compare: Path | None,
+    full: bool,
     detailed_exitcode: bool,
 ) -> None:
     """Refresh live state and print the plan."""
-    from .connections import Connections
-    from .desired import load_desired
-    from .runner import make_plan, open_run_state, select_targets, stderr_progress
+    from .operations.plan import PlanOptions, run_plan
+    from .views.terminal import color_wanted
 
     setup_logging(verbose)
-    desired = load_desired(directory, str(directory))
-    chosen = select_targets(desired, targets)
-    now = parse_at(at)
-    state = open_run_state(desired.config, directory, create=False)
-    try:
-
-        async def go(stop: asyncio.Event) -> Any:
-            async with Connections(desired.config, directory) as conns:
-                return await make_plan(desired, conns, chosen, state, now, stderr_progress)
-
-        the_plan = run_async(go)
-    finally:
-        if state is not None:
-            state.close()
-    click.echo(render(the_plan, fmt, color=use_color(no_color), mask=mask_numbers, verbose=verbose))
+    if compare is not None:
+        _compare(directory, compare, fmt, mask_numbers)
+        return
+    options = PlanOptions(directory, targets, parse_at(at), digest=out is not None)
+    ui = terminal_ui(no_color)
+    result, _ = run_async(lambda stop: run_plan(options, ui))
+    the_plan = result.plan
+    color = color_wanted(no_color)
+    click.echo(
+        render_plan(the_plan, fmt, color=color, mask=mask_numbers, verbose=verbose, full=full)
+    )
     if out is not None:
         from .planfile import save_plan
 
-        the_plan.desired_digest = desired.digest()
-        save_plan(the_plan, out)
+        try:
+            save_plan(the_plan, out)
+        except OSError as exc:
+            raise BlocklistError(f"cannot write the plan to {out}: {exc.strerror or exc}") from None
         click.echo(f"Saved the plan to {out}; apply it with: blocklist apply {out}", err=True)
-    append_step_summary(the_plan, mask_numbers)
+    if ci.in_github_actions():
+        from .views.plan import render_markdown
+
+        ci.append_step_summary(render_markdown(the_plan, mask=mask_numbers))
     if detailed_exitcode and the_plan.has_changes:
-        sys.exit(2 if the_plan.safe else 3)
+        raise click.exceptions.Exit(2 if the_plan.safe else 3)
+
+
+def _compare(directory: Path, reviewed_file: Path, fmt: str, mask: bool) -> None:
+    """``plan --compare``: the plan now, for the reviewed plan's targets and ``now``."""
+    from .operations.plan import PlanOptions, run_plan
+    from .plancompare import compare_plans
+    from .planfile import load_plan
+    from .views.compare import render_comparison
+
+    reviewed = load_plan(reviewed_file)
+    names = tuple(dict.fromkeys(tp.target.name for tp in reviewed.targets))
+    options = PlanOptions(directory, names, reviewed.now, digest=True)
+    result, _ = run_async(lambda stop: run_plan(options, terminal_ui(True)))
+    fresh = result.plan
+    differences = compare_plans(
+        reviewed, fresh, digests=(reviewed.desired_digest, fresh.desired_digest)
+    )
+    click.echo(render_comparison(differences, reviewed_file, fmt=fmt, mask=mask))
+    if ci.in_github_actions():
+        ci.append_step_summary(
+            render_comparison(differences, reviewed_file, fmt="markdown", mask=mask)
+        )
+    if differences:
+        raise Differs(f"the plan now differs from {reviewed_file} ({len(differences)} differences)")
 
 
 @main.command()
 @click.argument("planfile", type=click.Path(dir_okay=False, path_type=Path))
 @output_options
 @click.option("--format", "fmt", type=FORMATS, default="text")
-@handle_errors
-def show(planfile: Path, no_color: bool, verbose: bool, mask_numbers: bool, fmt: str) -> None:
+@click.option("--full", is_flag=True, help="Every change line in text (no '…and N more').")
+def show(
+    planfile: Path, no_color: bool, verbose: bool, mask_numbers: bool, fmt: str, full: bool
+) -> None:
     """Render a saved plan without touching any provider."""
     from .planfile import load_plan
+    from .views.terminal import color_wanted
 
     the_plan = load_plan(planfile)
-    click.echo(render(the_plan, fmt, color=use_color(no_color), mask=mask_numbers, verbose=verbose))
+    color = color_wanted(no_color)
+    click.echo(
+        render_plan(the_plan, fmt, color=color, mask=mask_numbers, verbose=verbose, full=full)
+    )
 
 
 @main.command()
@@ -310,9 +360,14 @@ def show(planfile: Path, no_color: bool, verbose: bool, mask_numbers: bool, fmt:
     help="Seconds to wait for the state lock (default: fail at once).",
 )
 @click.option(
+    "--init-state",
+    is_flag=True,
+    help="Start a new state where the state file is empty (a new lineage: every number "
+    "the old state managed becomes unmanaged).",
+)
+@click.option(
     "--report", type=click.Path(dir_okay=False, path_type=Path), help="Write the report as JSON."
 )
-@handle_errors
 def apply(
     planfile: Path | None,
     directory: Path,
@@ -324,66 +379,65 @@ def apply(
     auto_approve: bool,
     allow_unsafe: bool,
     lock_timeout: float | None,
+    init_state: bool,
     report: Path | None,
 ) -> None:
-    """Apply a saved plan, or plan now and ask y/N."""
-    from .runner import ApplyOptions, run_apply
+    """Apply a saved plan (only if it is still the plan), or plan now and ask.
+
+    With PLANFILE and --target, only the saved plan's changes for those targets
+    are checked and applied."""
+    from .operations.apply import ApplyOptions, run_apply
+    from .views.report import render_report
 
     setup_logging(verbose)
     if planfile is None and not auto_approve and not sys.stdin.isatty():
-        fail("apply needs --auto-approve when stdin is not a terminal (or a saved PLANFILE)")
+        raise BlocklistError(
+            "apply needs --auto-approve when stdin is not a terminal (or a saved PLANFILE)"
+        )
     options = ApplyOptions(
         directory=directory,
         planfile=planfile,
         targets=targets,
-        now=parse_at(at),
+        now=parse_at(at) if at else None,
         auto_approve=auto_approve,
         allow_unsafe=allow_unsafe,
         lock_timeout=lock_timeout,
-        color=use_color(no_color),
-        mask=mask_numbers,
-        verbose=verbose,
-        confirm=lambda: click.confirm("Apply these changes?", default=False),
-        echo=click.echo,
+        init_state=init_state,
     )
-    result = run_async(lambda stop: run_apply(options, stop))
+    ui = terminal_ui(no_color, mask_numbers, verbose, allow_unsafe)
+    result, stopped_by = run_async(lambda stop: run_apply(options, ui, stop), graceful=True)
+    if result.cancelled:
+        click.echo("Apply cancelled.")
+        return
+    the_report = result.report
+    the_report.signal = stopped_by
+    if the_plan_has_writes(result):
+        click.echo(render_report(the_report, mask=mask_numbers))
+    elif not the_report.failures:
+        click.echo("No changes: nothing to apply.")
     if report is not None:
-        report.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
-    if result.interrupted:
-        sys.exit(130)
-    if not result.ok:
-        sys.exit(1)
+        from .atomic import write_atomic
+
+        write_atomic(report, json.dumps(the_report.to_dict(), indent=2) + "\n")
+    if the_report.interrupted:
+        raise Interrupted(stopped_by or "SIGINT")
+    if not the_report.ok:
+        raise click.exceptions.Exit(1)
+
+
+def the_plan_has_writes(result: Any) -> bool:
+    return result.plan is not None and result.plan.has_changes
 
 
 @main.command()
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
-@handle_errors
 def providers(fmt: str) -> None:
     """Provider types with their capabilities and limits."""
-    from .providers import PROVIDER_TYPES, adapter_class
+    from .providers import adapter_class, provider_types
+    from .views.providers import render_providers
 
-    caps = {name: adapter_class(name).capabilities.to_dict() for name in PROVIDER_TYPES}
-    if fmt == "json":
-        click.echo(json.dumps(caps, indent=2))
-        return
-    for name, c in caps.items():
-        ops = ", ".join(k for k in ("list", "add", "remove") if c[f"can_{k}"])
-        remove = "one per call" if c["remove_one_per_call"] else f"≤{c['batch_limit']} per request"
-        click.echo(f"{name}")
-        click.echo(f"  can:          {ops}")
-        click.echo(f"  batch limit:  {c['batch_limit']} numbers per request; removes {remove}")
-        click.echo(f"  removes by:   {c['remove_by']}")
-        click.echo(f"  concurrency:  {c['concurrency_limit']} requests in flight")
-        click.echo(
-            f"  expiry:       {'native' if c['native_expiry'] else 'emulated (removed when expired)'}"
-        )
-        scope = ", ".join(c["scope_fields"]) or "(account)"
-        click.echo(f"  scope:        {scope}")
-        if c["attribute_fields"]:
-            click.echo(f"  attributes:   {', '.join(c['attribute_fields'])}")
-        click.echo(f"  credentials:  {', '.join(c['credential_keys'])}")
-        click.echo(f"  base URL:     {c['default_base_url']}")
-        click.echo(f"  wire format:  {c['wire_format']}")
+    caps = {name: adapter_class(name).capabilities.to_dict() for name in provider_types()}
+    click.echo(render_providers(caps, fmt=fmt))
 
 
 @main.command()
@@ -393,18 +447,17 @@ def providers(fmt: str) -> None:
     "--faults",
     default=None,
     help="Fault spec, e.g. '5xx=0.1,429=0.05,seed=7'; "
-    "per provider: 'wooxy:5xx=0.1;kaleyra:drop=0.05'.",
+    "per provider type: 'TYPE:5xx=0.1;TYPE:drop=0.05'.",
 )
 @click.option(
     "--dialect",
     default=None,
     envvar="BLOCKLIST_SANDBOX_DIALECT",
     help="How emulators answer where the docs are silent: a dialect NAME for every "
-    "emulator that has it, or 'wooxy:NAME;lox24:NAME'. --list-dialects shows them.",
+    "emulator that has it, or 'TYPE:NAME;TYPE:NAME'. --list-dialects shows them.",
 )
 @click.option("--list-dialects", is_flag=True, help="List every emulator's dialects and exit.")
 @click.option("--reset", is_flag=True, help="Reseed the sandbox state and exit.")
-@handle_errors
 def sandbox(
     directory: Path,
     port: int,
@@ -414,7 +467,7 @@ def sandbox(
     reset: bool,
 ) -> None:
     """Serve the provider emulators on loopback for anything that wants real HTTP."""
-    from .sandboxcli import dialect_help, reset_sandbox, serve_sandbox
+    from .sandbox.cli import dialect_help, reset_sandbox, serve_sandbox
 
     if list_dialects:
         click.echo(dialect_help())
@@ -424,9 +477,6 @@ def sandbox(
             click.echo(line)
         return
     serve_sandbox(directory, port, faults, click.echo, dialect)
-
-
-# -- import and audit ---------------------------------------------------------------------
 
 
 @main.command("import")
@@ -440,29 +490,27 @@ def sandbox(
 @click.option("--force", is_flag=True, help="Overwrite the file(s) if they exist.")
 @click.option("--at", "at", help="Time written in the header (ISO, with zone), not now.")
 @click.option("-v", "--verbose", is_flag=True, help="Log each request.")
-@handle_errors
 def import_(
     target: str, directory: Path, out: Path | None, force: bool, at: str | None, verbose: bool
 ) -> None:
     """Write the live entries of TARGET as a list file and adopt them into state.
 
-    TARGET is PROVIDER/SCOPE as plans name targets (kaleyra/sms, wooxy/account,
-    lox24/7116), declared by a list or not yet; or a provider instance with one
+    TARGET is INSTANCE/SCOPE-VALUE as plans name targets (INSTANCE/account for a
+    type without scope), declared by a list or not yet; or a provider instance with one
     target. Opt-outs (the users' own), numbers a list already declares and
     protected numbers are not imported. Entries with different provider
-    attributes (Wooxy reject types) go to one file each (-ATTRIBUTE suffix).
+    attributes (e.g. reject types) go to one file each (-ATTRIBUTE suffix).
     The entries are recorded in state without any API call, so the next plan
-    shows no changes for them. A provider that cannot list (Ozonetel) has
+    shows no changes for them. A provider that cannot list its entries has
     nothing to import: declare its numbers in a list and apply instead.
     """
-    from .importer import ImportOptions, run_import
-    from .runner import stderr_progress
+    from .operations.imports import ImportOptions, run_import
 
     setup_logging(verbose)
     options = ImportOptions(
         directory=directory, target=target, out=out, force=force, now=parse_at(at)
     )
-    result = run_async(lambda stop: run_import(options, stderr_progress))
+    result, _ = run_async(lambda stop: run_import(options, terminal_ui(True)))
     for line in result.describe():
         click.echo(line)
 
@@ -483,7 +531,6 @@ def import_(
     "--detailed-exitcode", is_flag=True, help="Exit 0 when clean, 2 when there are findings."
 )
 @click.option("--strict", is_flag=True, help="Unmanaged entries count as findings too.")
-@handle_errors
 def audit(
     directory: Path,
     targets: tuple[str, ...],
@@ -497,23 +544,21 @@ def audit(
     strict: bool,
 ) -> None:
     """Read-only report: drift, mismatches, unapplied, expired-but-live, expiring soon,
-    stale state and unmanaged entries (informational unless --strict). Never writes
-    to a provider or to state."""
-    from .audit import AuditOptions, render, render_markdown, run_audit
-    from .runner import stderr_progress
+    pending removes, stale state and unmanaged entries (informational unless --strict).
+    Never writes to a provider or to state."""
+    from .operations.audit import AuditOptions, run_audit
+    from .views.audit import render, render_markdown
 
     setup_logging(verbose)
     options = AuditOptions(
         directory=directory, targets=targets, now=parse_at(at), window=window, strict=strict
     )
-    report = run_async(lambda stop: run_audit(options, stderr_progress))
+    report, _ = run_async(lambda stop: run_audit(options, terminal_ui(no_color)))
     click.echo(render(report, fmt, mask=mask_numbers, verbose=verbose))
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if os.environ.get("GITHUB_ACTIONS") == "true" and summary:
-        with open(summary, "a", encoding="utf-8") as fh:
-            fh.write(render_markdown(report, mask=mask_numbers) + "\n")
+    if ci.in_github_actions():
+        ci.append_step_summary(render_markdown(report, mask=mask_numbers))
     if detailed_exitcode and not report.clean:
-        sys.exit(2)
+        raise click.exceptions.Exit(2)
 
 
 # -- state --------------------------------------------------------------------------------
@@ -521,18 +566,20 @@ def audit(
 
 @main.group()
 def state() -> None:
-    """Inspect and edit what this tool remembers it manages."""
+    """Inspect and edit what this tool remembers it manages (no provider is called)."""
 
 
-def _open_existing_state(directory: Path) -> Any:
-    from .desired import load_desired
-    from .runner import open_run_state
+def _confirm(yes: bool) -> Callable[[str, str], bool]:
+    """``--yes``, else a y/N question on a terminal, else the operation's refusal."""
 
-    desired = load_desired(directory, str(directory))
-    backend = open_run_state(desired.config, directory, create=False)
-    if backend is None:
-        raise StateError("no state yet (run `blocklist apply` first)")
-    return backend
+    def ask(question: str, refusal: str) -> bool:
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise BlocklistError(refusal)
+        return click.confirm(question, default=False)
+
+    return ask
 
 
 @state.command("list")
@@ -540,172 +587,93 @@ def _open_existing_state(directory: Path) -> Any:
 @click.option("--target", "targets", multiple=True, help="Only this target; repeatable.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @click.option("--mask-numbers", is_flag=True)
-@handle_errors
 def state_list(directory: Path, targets: tuple[str, ...], fmt: str, mask_numbers: bool) -> None:
-    """Managed numbers per target."""
-    from .expiry import iso
-    from .render import mask_number
+    """Managed numbers per target (pending removes are marked)."""
+    from .operations.state import list_state
+    from .views.state import render_listing
 
-    backend = _open_existing_state(directory)
-    with backend:
-        names = [
-            t
-            for t in backend.targets()
-            if not targets or t in targets or t.split("/", 1)[0] in targets
-        ]
-        show = mask_number if mask_numbers else (lambda n: n)
-        if fmt == "json":
-            out = {
-                "lineage": backend.lineage(),
-                "serial": backend.serial(),
-                "targets": {
-                    name: [
-                        {
-                            "number": show(e.number),
-                            "expires": iso(e.expires),
-                            "reason": e.reason,
-                            "attrs": dict(e.attrs),
-                            "provider_id": e.provider_id,
-                            "source": e.source or None,
-                        }
-                        for _, e in sorted(backend.read_target(name).items())
-                    ]
-                    for name in names
-                },
-            }
-            click.echo(json.dumps(out, indent=2))
-            return
-        click.echo(f"lineage {backend.lineage()}, serial {backend.serial()}")
-        for name in names:
-            entries = backend.read_target(name)
-            click.echo(f"# {name}: {len(entries)} managed")
-            for number, e in sorted(entries.items()):
-                extra = f" expires {iso(e.expires)}" if e.expires else ""
-                click.echo(f"  {show(number)}  {e.reason or ''}{extra}  {e.source}".rstrip())
+    click.echo(render_listing(list_state(directory, targets), fmt=fmt, mask=mask_numbers))
 
 
 @state.command("show")
 @click.argument("number")
 @dir_option
-@handle_errors
 def state_show(number: str, directory: Path) -> None:
     """Where a number is managed, with its recorded attributes."""
-    from .expiry import iso
-    from .numbers import InvalidNumber, normalise_live
+    from .operations.state import find_number
+    from .views.state import render_found
 
-    try:
-        e164 = normalise_live(number)
-    except InvalidNumber:
-        e164 = number
-    backend = _open_existing_state(directory)
-    with backend:
-        found = backend.find_number(e164)
-        if not found:
-            fail(f"{e164} is not in state")
-        for target, e in found:
-            click.echo(f"{target}: {e.number}")
-            click.echo(f"  reason:      {e.reason or '-'}")
-            click.echo(f"  expires:     {iso(e.expires) or 'never'}")
-            for k, v in e.attrs:
-                click.echo(f"  {k + ':':12} {v}")
-            click.echo(f"  provider id: {e.provider_id or '-'}")
-            click.echo(f"  source:      {e.source or '-'}")
+    e164, found = find_number(directory, number)
+    if not found:
+        raise BlocklistError(f"{e164} is not in state")
+    click.echo(render_found(found))
 
 
 @state.command("rm")
 @click.argument("number")
 @click.option("--target", "target", required=True, help="The target to forget it from.")
 @dir_option
-@handle_errors
 def state_rm(number: str, target: str, directory: Path) -> None:
     """Forget a number in state without any API call."""
-    from .numbers import normalise_live
+    from .operations.state import forget_number
 
-    e164 = normalise_live(number)
-    backend = _open_existing_state(directory)
-    with backend:
-        if not backend.forget(target, e164):
-            fail(f"{e164} is not in state for {target}")
-        click.echo(f"Forgot {e164} for {target} (no provider was called).")
+    e164 = forget_number(directory, number, target)
+    click.echo(f"Forgot {e164} for {target} (no provider was called).")
+
+
+@state.command("mv")
+@click.argument("source")
+@click.argument("destination")
+@dir_option
+def state_mv(source: str, destination: str, directory: Path) -> None:
+    """Give SOURCE's managed entries to the target DESTINATION (e.g. after renaming a
+    group in the lists), so the next plan adopts nothing and removes nothing."""
+    from .operations.state import move_target
+
+    n = move_target(directory, source, destination)
+    click.echo(f"Moved {n} managed entries from {source} to {destination} (no provider called).")
 
 
 @state.command("export")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @dir_option
-@handle_errors
 def state_export(file: Path, directory: Path) -> None:
     """Write the whole state as JSON (to move it between backends)."""
-    from .state import export_to_file
+    from .operations.state import export_state
 
-    backend = _open_existing_state(directory)
-    with backend:
-        export_to_file(backend, file)
-        click.echo(
-            f"Exported state (lineage {backend.lineage()}, serial {backend.serial()}) to {file}"
-        )
+    lineage, serial = export_state(directory, file)
+    click.echo(f"Exported state (lineage {lineage}, serial {serial}) to {file}")
 
 
 @state.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @dir_option
 @click.option("--yes", "-y", is_flag=True, help="Replace the current state without asking.")
-@handle_errors
 def state_import(file: Path, directory: Path, yes: bool) -> None:
     """Replace the state with a JSON export (keeps the export's lineage)."""
-    from .desired import load_desired
-    from .runner import open_run_state
-    from .state import import_from_file
+    from .operations.state import import_state
 
-    desired = load_desired(directory, str(directory))
-    backend = open_run_state(desired.config, directory, create=True)
-    assert backend is not None
-    with backend:
-        if backend.targets() and not yes:
-            if not sys.stdin.isatty():
-                fail("state is not empty: pass --yes to replace it")
-            click.confirm("The current state will be replaced. Continue?", abort=True)
-        import_from_file(backend, file)
-        click.echo(f"Imported {file} (lineage {backend.lineage()}, serial {backend.serial()})")
+    done = import_state(directory, file, _confirm(yes))
+    if done is None:
+        raise click.exceptions.Exit(1)
+    lineage, serial = done
+    click.echo(f"Imported {file} (lineage {lineage}, serial {serial})")
 
 
 @state.command("unlock")
 @dir_option
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@handle_errors
 def state_unlock(directory: Path, yes: bool) -> None:
     """Break a stale apply lock."""
-    backend = _open_existing_state(directory)
-    with backend:
-        holder = backend.lock_holder()
-        if holder is None:
-            click.echo("State is not locked.")
-            return
-        if not yes:
-            if not sys.stdin.isatty():
-                fail(f"state is locked by {holder.describe()}: pass --yes to break the lock")
-            click.confirm(f"Break the lock held by {holder.describe()}?", abort=True)
-        broken = backend.break_lock()
-        click.echo(f"Broke the lock held by {(broken or holder).describe()}.")
+    from .operations.state import unlock
 
-
-def git_commit(directory: Path) -> str | None:
-    """The commit being applied: GITHUB_SHA, or HEAD of the repository holding -C."""
-    if os.environ.get("GITHUB_SHA"):
-        return os.environ["GITHUB_SHA"]
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(directory), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-__all__ = ["main", "StalePlanError", "UnsafePlanError"]
+    holder, broken = unlock(directory, _confirm(yes))
+    if holder is None:
+        click.echo("State is not locked.")
+    elif broken:
+        click.echo(f"Broke the lock held by {holder.describe()}.")
+    else:
+        raise click.exceptions.Exit(1)
 
 
 if __name__ == "__main__":  # python -m reconciler.cli

@@ -88,7 +88,7 @@ def work_dir(root: Path) -> Path:
 
 
 def per_type(spec: str | None, types: tuple[str, ...]) -> dict[str, str | None]:
-    """``VALUE`` for every type, or ``wooxy:VALUE;kaleyra:VALUE`` per type (the form of
+    """``VALUE`` for every type, or ``TYPE:VALUE;TYPE:VALUE`` per type (the form of
     ``--faults``, ``--dialect`` and their environment variables)."""
     out: dict[str, str | None] = dict.fromkeys(types)
     for part in (spec or "").split(";"):
@@ -109,9 +109,9 @@ def per_type(spec: str | None, types: tuple[str, ...]) -> dict[str, str | None]:
 def dialect_for(type_name: str, spec: str | None) -> str | None:
     """The dialect ``spec`` (as ``per_type`` reads it) gives ``type_name``; a bare name
     applies only to the emulators that have a dialect of that name."""
-    from .sandbox import EMULATOR_TYPES
+    from .sandbox import emulator_types
 
-    chosen = per_type(spec, EMULATOR_TYPES).get(type_name)
+    chosen = per_type(spec, emulator_types()).get(type_name)
     if chosen and ":" not in (spec or "") and chosen not in emulator_class(type_name).dialects:
         return None
     return chosen
@@ -161,7 +161,9 @@ class Connections:
                 headers=headers,
             )
         self._clients.append(client)
-        options = {"auth_mode": inst.auth_mode or "token"}
+        options: dict[str, object] = {}
+        if caps.auth_modes:
+            options["auth_mode"] = inst.auth_mode or caps.auth_modes[0]
         region = inst.default_region or caps.default_region
         if region:
             options["default_region"] = region.upper()

@@ -10,8 +10,10 @@ Knows nothing of providers' live state or of HTTP.
 from __future__ import annotations
 
 import datetime as dt
-import gc
+import errno
 import hashlib
+import os
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,13 +21,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from . import targets
 from .domain import DesiredEntry, Target
 from .errors import ConfigError, Problem
 from .expiry import add_ttl, iso, to_utc
+from .gcpause import paused_gc
 from .models import Entry, ListFile, ProvidersFile
 from .numbers import InvalidNumber, is_known_region, normalise
 from .providers import adapter_class
-from .yamlload import LocDict, LocList, YamlProblem, load_file
+from .yamlload import load_file
+from .yamlnodes import LocDict, LocList, YamlProblem, quote
 
 PROVIDERS_FILE = "providers.yaml"
 _ENTRY_KEYS = frozenset(Entry.model_fields)
@@ -69,10 +74,66 @@ class Desired:
         return h.hexdigest()
 
 
-def yaml_files(root: Path) -> list[Path]:
-    """Every *.yaml / *.yml under ``root``, sorted, providers.yaml first."""
-    files = sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
-    return sorted(files, key=lambda p: (p.name != PROVIDERS_FILE or p.parent != root, str(p)))
+YAML_SUFFIXES = (".yaml", ".yml")
+#: directories under the lists that are not lists: this tool's own, and git's
+SKIPPED_DIRECTORIES = frozenset({".blocklist", ".git"})
+
+
+def yaml_files(root: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Every ``*.yaml``/``*.yml`` under ``root`` (sorted, providers.yaml first), and
+    every path that looks like one, or may hold one, but cannot be read, with why.
+
+    Nothing is skipped in silence: a list that cannot be read would otherwise drop
+    out of the desired state, and the next apply would remove its numbers. A
+    dangling or looping symbolic link, a FIFO or device, a directory named like a
+    list, an unreadable directory: each is an error naming it. Symbolic links to
+    directories are followed (each real directory once)."""
+    files: list[Path] = []
+    problems: list[tuple[Path, str]] = []
+    seen_dirs: set[tuple[int, int]] = set()
+
+    def walk(directory: Path) -> None:
+        try:
+            info = directory.stat()
+            key = (info.st_dev, info.st_ino)
+            if key in seen_dirs:
+                problems.append((directory, "symbolic link loop: this directory is read already"))
+                return
+            seen_dirs.add(key)
+            with os.scandir(directory) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            problems.append((directory, f"cannot read directory: {exc.strerror or exc}"))
+            return
+        for entry in entries:
+            path = Path(entry.path)
+            listed = path.suffix in YAML_SUFFIXES
+            try:
+                info = path.stat()  # follows symbolic links
+            except OSError as exc:
+                if entry.is_symlink():
+                    if exc.errno == errno.ELOOP:
+                        problems.append((path, "symbolic link loop"))
+                    elif listed or exc.errno != errno.ENOENT:
+                        where = os.readlink(path)
+                        problems.append((path, f"dangling symbolic link (to {where!r})"))
+                elif listed:
+                    problems.append((path, f"cannot read: {exc.strerror or exc}"))
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                if listed:
+                    problems.append((path, "is a directory, not a list file"))
+                elif entry.name not in SKIPPED_DIRECTORIES:
+                    walk(path)
+            elif listed:
+                if stat.S_ISREG(info.st_mode):
+                    files.append(path)
+                else:
+                    problems.append((path, "not a regular file (a FIFO, socket or device)"))
+
+    walk(root)
+    files.sort(key=lambda p: (p.name != PROVIDERS_FILE or p.parent != root, str(p)))
+    return files, problems
 
 
 def load_desired(root: Path | str, display_root: str | None = None) -> Desired:
@@ -82,17 +143,8 @@ def load_desired(root: Path | str, display_root: str | None = None) -> Desired:
     loader = _Loader(root, shown)
     # what loading builds holds no reference cycles, and the cyclic collector would
     # otherwise rescan the hundreds of thousands of new objects again and again
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        desired = loader.run()
-    finally:
-        if was_enabled:
-            gc.enable()
-    # what was just loaded lives for the whole run: keep later collections (refresh,
-    # diff, render) from rescanning it
-    gc.freeze()
-    return desired
+    with paused_gc():
+        return loader.run()
 
 
 class _Loader:
@@ -121,15 +173,21 @@ class _Loader:
     def run(self) -> Desired:
         if not self.root.is_dir():
             raise ConfigError([Problem(self.shown, 1, 1, "no such directory")])
-        files = yaml_files(self.root)
-        if not files:
+        files, unreadable = yaml_files(self.root)
+        for path, why in unreadable:
+            self.problems.append(Problem(self.display(path), 1, 1, why))
+        if not files and not unreadable:
             raise ConfigError(
                 [Problem(self.shown, 1, 1, "no YAML files (expected providers.yaml and lists)")]
             )
         config_path = self.root / PROVIDERS_FILE
         config_file = self.display(config_path)
-        if not config_path.exists():
-            raise ConfigError([Problem(config_file, 1, 1, "missing: providers.yaml is required")])
+        if config_path not in files:
+            if not any(path == config_path for path, _ in unreadable):
+                self.problems.append(
+                    Problem(config_file, 1, 1, "missing: providers.yaml is required")
+                )
+            raise ConfigError(self.problems)
 
         # providers.yaml first; then each list is parsed, merged and dropped before the
         # next is read, so only one file's YAML tree is in memory at a time
@@ -199,8 +257,15 @@ class _Loader:
                         f"providers.{name}.credentials: unknown key {key!r} for "
                         f"{inst.type} (expected: {expected})",
                     )
-            if inst.auth_mode is not None and inst.type != "ozonetel":
-                self.problem(file, mark, f"providers.{name}.auth_mode applies to ozonetel only")
+            if inst.auth_mode is not None and inst.auth_mode not in caps.auth_modes:
+                modes = ", ".join(caps.auth_modes)
+                self.problem(
+                    file,
+                    mark,
+                    f"providers.{name}.auth_mode: {inst.type} takes "
+                    + (f"one of {modes}" if modes else "no auth_mode")
+                    + f" (got {quote(inst.auth_mode)})",
+                )
             if inst.base_url not in (None, "sandbox"):
                 from .connections import base_url_problem  # local: avoids an import cycle
 
@@ -231,7 +296,7 @@ class _Loader:
             try:
                 number = normalise(raw)
             except InvalidNumber as exc:
-                self.problem(file, items.marks[i], f"protected number {raw!r}: {exc}")
+                self.problem(file, items.marks[i], f"protected number {quote(raw)}: {exc}")
                 continue
             out[number] = f"{file}:{items.marks[i][0]}"
         return out
@@ -287,7 +352,7 @@ class _Loader:
                 self.problem(
                     file,
                     mark,
-                    f"duplicate number {number} (written {raw!r}; first at line {seen[number]})",
+                    f"duplicate number {number} (written {quote(raw)}; first at line {seen[number]})",
                 )
                 continue
             seen[number] = mark[0]
@@ -295,7 +360,7 @@ class _Loader:
                 self.problem(
                     file,
                     mark,
-                    f"{number} (written {raw!r}) is protected "
+                    f"{number} (written {quote(raw)}) is protected "
                     f"({desired.protected[number]}) and may not be blocked",
                 )
                 continue
@@ -316,66 +381,29 @@ class _Loader:
         names: set[str] = set()
         for i, t in enumerate(spec.targets):
             mark = raw_targets.marks[i] if isinstance(raw_targets, LocList) else data.mark
-            inst = desired.config.providers.get(t.provider)
-            if inst is None:
-                known = ", ".join(sorted(desired.config.providers)) or "none"
-                self.problem(
-                    file,
-                    mark,
-                    f"unknown provider instance {t.provider!r} (providers.yaml defines: {known})",
-                )
+            try:
+                target, attrs = targets.from_spec(t, desired.config)
+            except targets.TargetProblem as exc:
+                for message in exc.problems:
+                    self.problem(file, mark, message)
                 continue
-            cls = adapter_class(inst.type)
-            caps = cls.capabilities
-            given = t.model_dump(exclude_none=True, exclude={"provider", "mode"})
-            scope: dict[str, str] = {}
-            attrs: dict[str, str] = {}
-            bad = False
-            for key, value in given.items():
-                if key in caps.scope_fields:
-                    scope[key] = str(value)
-                elif key in caps.attribute_fields:
-                    attrs[key] = str(value)
-                else:
-                    allowed = ", ".join(caps.scope_fields + caps.attribute_fields) or "none"
-                    self.problem(
-                        file,
-                        mark,
-                        f"{key!r} does not apply to {inst.type} targets (allowed: {allowed})",
-                    )
-                    bad = True
-                    continue
-                why = cls.scope_problems(key, value)
-                if why:
-                    self.problem(file, mark, f"{key}: {why} (got {value!r})")
-                    bad = True
-            for key in caps.scope_fields:
-                if key not in scope and not bad:
-                    self.problem(file, mark, f"{inst.type} targets need {key!r}")
-                    bad = True
-            if bad:
-                continue
-            name = cls.target_name(t.provider, scope)
+            name = target.name
             if name in names:
                 self.problem(file, mark, f"target {name} is listed twice in this list")
                 continue
             names.add(name)
-            exclusive = t.mode == "exclusive"
             where = f"{file}:{mark[0]}"
-            if name in target_modes and target_modes[name][0] != exclusive:
+            if name in target_modes and target_modes[name][0] != target.exclusive:
                 self.problem(
                     file,
                     mark,
                     f"target {name}: mode {t.mode!r} conflicts with {target_modes[name][1]}",
                 )
                 continue
-            target_modes.setdefault(name, (exclusive, where))
-            target = desired.targets.setdefault(
-                name,
-                Target(name, t.provider, inst.type, tuple(sorted(scope.items())), exclusive),
-            )
+            target_modes.setdefault(name, (target.exclusive, where))
+            target = desired.targets.setdefault(name, target)
             desired.entries.setdefault(name, {})
-            out.append((target, tuple(sorted(attrs.items()))))
+            out.append((target, attrs))
         return out
 
     def parse_entry(
@@ -423,7 +451,7 @@ class _Loader:
         try:
             number = normalise(raw, region)
         except InvalidNumber as exc:
-            self.problem(file, num_mark, f"invalid phone number {raw!r}: {exc}")
+            self.problem(file, num_mark, f"invalid phone number {quote(raw)}: {exc}")
             return None
         if ttl is None and expires_v is None:
             ttl = defaults.ttl
@@ -553,5 +581,5 @@ def _message(err: dict[str, Any], path: str, raw: Any, context: str = "") -> str
     if kind == "literal_error" and path == "version":
         return f"unsupported version {err['input']!r} (this tool reads version: 1)"
     msg = err["msg"].removeprefix("Value error, ")
-    shown = f" (got {raw!r})" if raw is not None and not isinstance(raw, dict | list) else ""
+    shown = f" (got {quote(raw)})" if raw is not None and not isinstance(raw, dict | list) else ""
     return f"{path}: {msg}{shown}"

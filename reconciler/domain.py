@@ -15,11 +15,11 @@ from typing import Literal
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """One provider instance plus its scope, e.g. ``kaleyra/sms``."""
+    """One provider instance plus its scope, named ``INSTANCE/SCOPE-VALUE``."""
 
     name: str  # PROVIDER/SCOPE-VALUE
     provider: str  # instance name from providers.yaml
-    type: str  # provider type (ozonetel, wooxy, ...)
+    type: str  # provider type (a registered one: ``blocklist providers``)
     scope: tuple[tuple[str, str], ...] = ()  # e.g. (("group", "fraud-callers"),)
     exclusive: bool = False  # mode: exclusive -> owns the whole scope
 
@@ -49,7 +49,7 @@ class LiveEntry:
     number: str  # E.164
     raw: str = ""  # as the provider wrote it
     attrs: tuple[tuple[str, str], ...] = ()  # e.g. (("reject_type", "unsubscribe"),)
-    provider_id: str | None = None  # e.g. LOX24 phone id, needed to remove
+    provider_id: str | None = None  # the provider's id of the entry, where it removes by id
     opt_out: bool = False  # added by the provider / its users (STOP): never removed
     #: the provider's text could not be read as one number (``number`` is then
     #: ``"?" + raw``): shown as unmanaged, never added over or removed, in any mode
@@ -101,14 +101,14 @@ class Outcome:
     - ``retryable``: any other failure, whatever its wording: re-sent under the retry
       policy; the report keeps the provider's last reason.
     - ``unconfirmed``: a remove whose reply cannot tell "not there" from "failed"
-      (Ozonetel lists both under ``output.error``): re-sent, and counted as ``already``
+      (one provider lists both under one key): re-sent, and counted as ``already``
       only when every send of the apply reported it so.
     """
 
     op: Op
     status: OutcomeStatus
     reason: str | None = None  # the provider's own words on failure
-    provider_id: str | None = None  # id the provider gave on add (LOX24)
+    provider_id: str | None = None  # id the provider gave on add (where it removes by id)
     retry_after: float | None = None
 
     @property
@@ -121,7 +121,7 @@ class Batch:
     """Ops sent together in one request (or one logical call for one-per-call APIs).
 
     Batches with a lower ``phase`` of a target run to completion before higher ones
-    (e.g. removes before adds, Ozonetel's create-group before its updates).
+    (e.g. removes before adds, a group's creation before its updates).
     ``fields`` carries request-level values the ops share (e.g. one expiry).
     """
 

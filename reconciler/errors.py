@@ -93,3 +93,20 @@ class StalePlanError(BlocklistError):
 
 class UnsafePlanError(BlocklistError):
     """The plan crosses a safety threshold and --allow-unsafe was not given."""
+
+
+class Interrupted(BlocklistError):
+    """Ctrl-C (SIGINT, exit 130) or SIGTERM (what a CI runner sends on cancel, 143)."""
+
+    CODES = {"SIGINT": 130, "SIGTERM": 143}
+
+    def __init__(self, signal: str = "SIGINT") -> None:
+        super().__init__(f"interrupted ({signal})")
+        self.signal = signal
+        self.exit_code = self.CODES.get(signal, 130)
+
+
+class Differs(BlocklistError):
+    """``plan --compare``: the plan now is not the reviewed one (exit 4, as apply)."""
+
+    exit_code = 4

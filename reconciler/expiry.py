@@ -51,20 +51,35 @@ def parse_duration_days(text: str) -> dt.timedelta:
     return {"h": dt.timedelta(hours=n), "d": dt.timedelta(days=n), "w": dt.timedelta(weeks=n)}[unit]
 
 
+#: the instants a run may be planned at: every expiry, window and TTL computed from
+#: them stays inside what datetime can hold
+EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(9000, 1, 1, tzinfo=dt.UTC)
+
+
 def parse_timestamp(text: str) -> dt.datetime:
-    """``--at``: an ISO date or datetime; a datetime without zone is refused."""
+    """``--at``: an ISO date or datetime with a zone, between 1970 and 9000."""
     value = text.strip()
+    shown = value[:40] + ("…" if len(value) > 40 else "")
     if value.endswith("Z"):
         value = value[:-1] + "+00:00"
     try:
         if len(value) == 10:
-            return to_utc(dt.date.fromisoformat(value))
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"invalid timestamp {text!r} (use e.g. 2026-11-22T00:00:00Z)") from None
-    if parsed.tzinfo is None:
-        raise ValueError(f"timestamp {text!r} needs a time zone (e.g. a trailing Z)")
-    return parsed.astimezone(dt.UTC)
+            parsed = to_utc(dt.date.fromisoformat(value))
+        else:
+            parsed = dt.datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            raise ValueError(f"timestamp {shown!r} needs a time zone (e.g. a trailing Z)")
+        parsed = parsed.astimezone(dt.UTC)
+    except OverflowError:
+        parsed = None
+    except ValueError as exc:
+        if "time zone" in str(exc):
+            raise
+        raise ValueError(f"invalid timestamp {shown!r} (use e.g. 2026-11-22T00:00:00Z)") from None
+    if parsed is None or not EARLIEST <= parsed < LATEST:
+        raise ValueError(f"timestamp {shown!r} is out of range (1970 to 8999)")
+    return parsed
 
 
 @lru_cache(maxsize=65536)

@@ -4,6 +4,11 @@ The single source of truth for their structure: they validate input
 (unknown keys rejected), and generate the JSON Schemas under ``schemas/``.
 Entries are validated in bulk by the model of their file; per-number work
 (normalisation, expiry, merging) happens in ``desired.py`` on a fast path.
+
+What depends on the provider types (which types exist, the scope and attribute
+keys of a target) comes from the provider registry, so a new provider type
+needs no change here: ``targets.py`` checks a target's keys against its type,
+and the schema functions below add the registered keys for editors.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-PROVIDER_TYPE_NAMES = ("ozonetel", "wooxy", "phonely", "kaleyra", "lox24")
+from .providers import adapter_class, provider_types
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -50,7 +55,7 @@ class StateSettings(_Strict):
 
 
 class ProviderInstance(_Strict):
-    type: Literal["ozonetel", "wooxy", "phonely", "kaleyra", "lox24"]
+    type: str = Field(description="a registered provider type (see `blocklist providers`)")
     base_url: str | None = Field(
         None,
         description="API base URL; 'sandbox' runs the built-in emulator; non-loopback must be https",
@@ -58,19 +63,31 @@ class ProviderInstance(_Strict):
     credentials: dict[str, EnvRef] = Field(
         default_factory=dict, description="values come from the environment, never from YAML"
     )
-    auth_mode: Literal["token", "basic"] | None = Field(None, description="ozonetel only")
+    auth_mode: str | None = Field(
+        None, description="for provider types with several auth modes (`blocklist providers`)"
+    )
     concurrency: int | None = Field(None, ge=1, description="clamped to the type's hard limit")
     batch_size: int | None = Field(None, ge=1, description="clamped to the type's hard limit")
     timeout: float | None = Field(None, gt=0, description="seconds per request")
     default_region: str | None = Field(
         None,
         description="ISO 3166 region for live numbers the provider stores without a "
-        "country code (ozonetel: IN unless set)",
+        "country code (some types default to their home region: `blocklist providers`)",
     )
     safety: Safety | None = None
     sandbox_faults: str | None = Field(
         None, description="sandbox only: fault spec, e.g. '5xx=0.1,429=0.05,seed=7'"
     )
+
+    @field_validator("type")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        if value not in provider_types():
+            raise ValueError(
+                f"unknown provider type {value!r} (known: {', '.join(provider_types())})"
+            )
+        return value
+
     sandbox_dialect: str | None = Field(
         None,
         description="sandbox only: how the emulator answers where the docs are silent "
@@ -88,20 +105,22 @@ class ProvidersFile(_Strict):
     safety: Safety = Safety()
 
 
-class TargetSpec(_Strict):
-    """Where a list's numbers go: a provider instance plus its scope."""
+class TargetSpec(BaseModel):
+    """Where a list's numbers go: a provider instance plus its scope.
+
+    The scope and attribute keys (e.g. a group, a channel) depend on the instance's
+    provider type: they are kept here as given and checked by ``targets.py``."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
 
     provider: str = Field(description="provider instance name from providers.yaml")
-    group: str | None = Field(None, description="ozonetel: block-number group name (2-50 chars)")
-    channel: Literal["sms", "whatsapp", "voice"] | None = Field(None, description="kaleyra")
-    reject_type: Literal["import", "invalid", "unsubscribe", "undeliverable"] | None = Field(
-        None, description="wooxy: reject type of the numbers"
-    )
-    agent_id: str | None = Field(None, description="phonely: agent id")
-    group_id: int | None = Field(None, ge=1, description="lox24: group id")
     mode: Literal["default", "exclusive"] = Field(
         "default", description="exclusive: this tool owns the whole scope and removes the rest"
     )
+
+    def fields(self) -> dict[str, Any]:
+        """The scope and attribute keys given, with their values."""
+        return dict(self.model_extra or {})
 
 
 class Defaults(_Strict):
@@ -146,3 +165,42 @@ class ListFile(_Strict):
     targets: list[TargetSpec] = Field(min_length=1)
     defaults: Defaults = Defaults()
     entries: list[Entry | str | int] = Field(default_factory=list)
+
+
+# -- JSON Schemas (with the registered provider types) ------------------------------------
+
+
+def providers_file_schema() -> dict[str, Any]:
+    """``schemas/providers.schema.json``: the model, with the registered types."""
+    schema = ProvidersFile.model_json_schema()
+    instance = schema["$defs"]["ProviderInstance"]["properties"]
+    instance["type"]["enum"] = list(provider_types())
+    modes = sorted({m for t in provider_types() for m in adapter_class(t).capabilities.auth_modes})
+    if modes:
+        instance["auth_mode"] = {
+            "anyOf": [{"enum": modes}, {"type": "null"}],
+            "default": None,
+            "description": instance["auth_mode"]["description"],
+        }
+    return schema
+
+
+def list_file_schema() -> dict[str, Any]:
+    """``schemas/blocklist.schema.json``: the model, with every registered type's target
+    keys (an editor then completes ``channel: sms`` and flags ``chanel``)."""
+    schema = ListFile.model_json_schema()
+    target = schema["$defs"]["TargetSpec"]
+    properties = target.setdefault("properties", {})
+    per_key: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for type_name in provider_types():
+        cls = adapter_class(type_name)
+        caps = cls.capabilities
+        for key in (*caps.scope_fields, *caps.attribute_fields):
+            per_key.setdefault(key, []).append((type_name, cls.field_schema(key)))
+    for key, uses in sorted(per_key.items()):
+        described = "; ".join(f"{t}: {s.get('description', key)}" for t, s in uses)
+        bodies = [{k: v for k, v in s.items() if k != "description"} for _, s in uses]
+        body = bodies[0] if all(b == bodies[0] for b in bodies) else {"anyOf": bodies}
+        properties[key] = {**body, "description": described}
+    target["additionalProperties"] = False
+    return schema

@@ -150,7 +150,7 @@ def parse_live(raw: str, default_region: str | None = None) -> str | None:
     is (with the provider instance's ``default_region`` for national numbers), or
     None when it cannot be told which number it is.
 
-    An international number phonenumbers thinks invalid (``+15555555``, the Wooxy
+    An international number phonenumbers thinks invalid (``+15555555``, one provider's
     docs' own example) is kept as ``+`` and its digits: it is unambiguous. Digits
     without ``+`` are read as national (with the region) first, then as international
     without its ``+``; with neither valid, or no region for a national-looking

@@ -17,8 +17,6 @@ from .domain import DesiredEntry, LiveEntry, ManagedEntry, Op, Target
 from .expiry import iso
 from .models import Safety
 
-FORMAT_VERSION = 1
-
 #: every action, in the order plans show them ("optout": declared, but live as the
 #: user's own opt-out, so left alone and never managed)
 ACTIONS = ("add", "readd", "update", "expire", "remove", "adopt", "optout", "unmanaged")
@@ -41,36 +39,18 @@ class Change:
     provider_id: str | None = None
     before: tuple[tuple[str, str | None], ...] | None = None  # update: attribute -> old value
 
-    def to_json(self) -> dict[str, object]:
-        out: dict[str, object] = {
-            "action": self.action,
-            "number": self.number,
-            "reason": self.reason,
-            "expires": iso(self.expires),
-            "source": self.source or None,
-        }
-        if self.attrs:
-            out["attrs"] = dict(self.attrs)
-        if self.provider_id is not None:
-            out["provider_id"] = self.provider_id
-        if self.before is not None:
-            out["changes"] = [
-                {"attribute": k, "from": old, "to": _after(self, k)} for k, old in self.before
-            ]
-        return out
+    def after(self, key: str) -> str | None:
+        """The value an update gives attribute ``key`` (``expires`` as an instant)."""
+        if key == "expires":
+            return iso(self.expires)
+        return dict(self.attrs).get(key)
 
     def update_text(self) -> str:
         """``expires: 2027-01-01 -> 2027-03-01`` for an update."""
         parts = [
-            f"{k}: {old or 'none'} → {_after(self, k) or 'none'}" for k, old in self.before or ()
+            f"{k}: {old or 'none'} → {self.after(k) or 'none'}" for k, old in self.before or ()
         ]
         return ", ".join(parts)
-
-
-def _after(change: Change, key: str) -> str | None:
-    if key == "expires":
-        return iso(change.expires)
-    return dict(change.attrs).get(key)
 
 
 @dataclass
@@ -185,7 +165,7 @@ def plan_target(
     A live entry the provider marks as the user's own opt-out is never adopted,
     updated, re-added over, expired or removed, in any mode: declared, it is an
     ``optout`` line; managed, it is forgotten from state (it is the user's now).
-    ``marks_opt_outs`` False (Kaleyra) means the provider cannot tell opt-outs apart:
+    ``marks_opt_outs`` False means the provider cannot tell opt-outs apart:
     adopting a number that was live before this tool managed it gets a warning.
     """
     readable = live is not None

@@ -1,23 +1,29 @@
-"""JSON Schemas of the two file kinds, generated from the pydantic models."""
+"""JSON Schemas of every file the tool reads or writes, generated from their
+pydantic models: providers.yaml, list files, plan files and apply reports."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
-from .models import ListFile, ProvidersFile
+from .models import list_file_schema, providers_file_schema
+from .planfile import plan_schema
+from .report import report_schema
 
-SCHEMA_FILES = {
-    "providers.schema.json": ProvidersFile,
-    "blocklist.schema.json": ListFile,
+SCHEMA_FILES: dict[str, Callable[[], dict[str, object]]] = {
+    "providers.schema.json": providers_file_schema,
+    "blocklist.schema.json": list_file_schema,
+    "plan.schema.json": plan_schema,
+    "apply-report.schema.json": report_schema,
 }
 
 
 def schema_texts() -> dict[str, str]:
     """File name -> schema JSON text (stable: sorted keys, trailing newline)."""
     out = {}
-    for name, model in SCHEMA_FILES.items():
-        schema = model.model_json_schema()
+    for name, make in SCHEMA_FILES.items():
+        schema = make()
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         schema["$id"] = name
         out[name] = json.dumps(schema, indent=2, sort_keys=True) + "\n"

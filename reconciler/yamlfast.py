@@ -35,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from .yamlload import LocDict, LocList
+from .yamlnodes import LocDict, LocList
 
 _STR = "tag:yaml.org,2002:str"
 

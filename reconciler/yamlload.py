@@ -19,6 +19,10 @@ from typing import Any
 import yaml
 
 from .errors import Problem
+from .yamlfast import load_fast
+from .yamlnodes import LocDict, LocList, Mark, YamlProblem, quote
+
+__all__ = ["LocDict", "LocList", "YamlProblem", "load_file", "load_text"]
 
 try:  # the C loader is a dependency of record (DESIGN.md); fall back only if absent
     _BaseLoader = yaml.CSafeLoader
@@ -49,40 +53,6 @@ def _resolve_plain(value: str) -> str:
 #: most nodes an alias may expand a document to, beyond its own size
 MAX_ALIAS_EXPANSION = 100_000
 
-Mark = tuple[int, int]  # (line, col), 1-based
-
-
-class LocDict(dict):
-    """A mapping that remembers the place of itself, of each key and of each raw scalar."""
-
-    __slots__ = ("mark", "key_marks", "raws")
-
-    def __init__(self, mark: Mark) -> None:
-        super().__init__()
-        self.mark = mark
-        self.key_marks: dict[Any, Mark] = {}
-        self.raws: dict[Any, str] = {}
-
-
-class LocList(list):
-    """A sequence that remembers its place, each item's place and each raw scalar."""
-
-    __slots__ = ("mark", "marks", "raws")
-
-    def __init__(self, mark: Mark) -> None:
-        super().__init__()
-        self.mark = mark
-        self.marks: list[Mark] = []
-        self.raws: list[str | None] = []
-
-
-class YamlProblem(Exception):
-    """The file cannot be loaded; carries the Problem to report."""
-
-    def __init__(self, problem: Problem):
-        super().__init__(str(problem))
-        self.problem = problem
-
 
 def _mark(node: yaml.Node) -> Mark:
     return (node.start_mark.line + 1, node.start_mark.column + 1)
@@ -108,9 +78,11 @@ class _Builder:
             try:
                 return self.constructor.construct_object(node)
             except yaml.YAMLError as exc:
-                raise self.fail(node, f"invalid value {node.value!r}: {_reason(exc)}") from None
+                raise self.fail(
+                    node, f"invalid value {quote(node.value)}: {_reason(exc)}"
+                ) from None
             except (ValueError, OverflowError) as exc:  # e.g. a timestamp with month 13
-                raise self.fail(node, f"invalid value {node.value!r}: {exc}") from None
+                raise self.fail(node, f"invalid value {quote(node.value)}: {exc}") from None
         if isinstance(node, yaml.SequenceNode):
             out = LocList(_mark(node))
             for item in node.value:
@@ -123,9 +95,11 @@ class _Builder:
             for key_node, value_node in node.value:
                 if not isinstance(key_node, yaml.ScalarNode):
                     raise self.fail(key_node, "mapping keys must be plain strings")
-                key = self.build(key_node)
                 if key_node.tag == "tag:yaml.org,2002:merge":
-                    raise self.fail(key_node, "merge keys (<<) are not supported")
+                    raise self.fail(
+                        key_node, "merge keys (<<) are not supported: write the keys out"
+                    )
+                key = self.build(key_node)
                 if key in out:
                     first = out.key_marks[key]
                     raise self.fail(key_node, f"duplicate key {key!r} (first at line {first[0]})")
@@ -161,9 +135,7 @@ def _count(node: yaml.Node, seen: set[int]) -> None:
 
 def load_text(text: str, file: str) -> Any:
     """Load one YAML document from text; raise YamlProblem with file:line:col."""
-    from .yamlfast import load_fast  # the common subset, line by line; None: use libyaml
-
-    if (fast := load_fast(text, file)) is not None:
+    if (fast := load_fast(text, file)) is not None:  # the common subset, line by line
         return fast
     try:
         node = yaml.compose(text, Loader=_Loader)

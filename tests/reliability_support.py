@@ -25,7 +25,7 @@ from click.testing import CliRunner
 
 from reconciler.cli import main
 from reconciler.numbers import normalise_live
-from reconciler.sandbox import EMULATOR_TYPES, Emulator, emulator_class
+from reconciler.sandbox import Emulator, emulator_class, emulator_types
 from reconciler.sandbox.faults import Faults, FaultSpec
 from reconciler.sandbox.server import LoopbackServer
 from reconciler.state import open_state
@@ -302,7 +302,7 @@ def serve_emulators(
 ) -> Iterator[ServedEmulators]:
     """Serve the five emulators on loopback (in memory, seeded) for the block."""
     emulators: dict[str, Emulator] = {}
-    for name in EMULATOR_TYPES:
+    for name in emulator_types():
         cls = emulator_class(name)
         kwargs: dict[str, Any] = {"faults": faults, "persist": False}
         if credentials and name in credentials:

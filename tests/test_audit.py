@@ -11,13 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from reconciler.audit import (
-    CATEGORIES,
-    MARKDOWN_LIMIT,
-    AuditReport,
-    audit_target,
-    render_markdown,
-)
+from reconciler.operations.audit import CATEGORIES, AuditReport, audit_target
+from reconciler.views.audit import render_markdown
+from reconciler.views.format import MARKDOWN_LIMIT
 from reconciler.cli import main
 from reconciler.domain import DesiredEntry, LiveEntry, ManagedEntry, Target
 
@@ -271,6 +267,7 @@ def test_audit_target_categories_are_pure() -> None:
         "expired_live": ["+14155550101"],
         "expiring": ["+14155550102"],
         "stale_state": ["+14155550105"],
+        "pending": [],
         "unmanaged": ["+14155550104"],
     }
     assert audit.findings() == 5 and audit.findings(strict=True) == 6

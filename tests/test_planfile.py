@@ -16,7 +16,8 @@ from reconciler.domain import DesiredEntry, LiveEntry, ManagedEntry, Target
 from reconciler.errors import BlocklistError
 from reconciler.plan import ACTIONS, Change, Plan, TargetPlan, plan_target
 from reconciler.planfile import load_plan, save_plan
-from reconciler.render import plan_to_dict, render_json
+from reconciler.planfile import plan_to_dict
+from reconciler.views.plan import render_json
 
 NOW = dt.datetime(2026, 11, 22, 9, 30, 15, 123_456, tzinfo=dt.UTC)  # a wall clock "now"
 

@@ -11,14 +11,9 @@ from hypothesis import strategies as st
 
 from reconciler.domain import DesiredEntry, LiveEntry, ManagedEntry, Target
 from reconciler.plan import ACTIONS, Change, Plan, TargetPlan, plan_target
-from reconciler.render import (
-    MARKDOWN_LIMIT,
-    mask_number,
-    plan_to_dict,
-    render_json,
-    render_markdown,
-    render_text,
-)
+from reconciler.planfile import plan_to_dict
+from reconciler.views.format import MARKDOWN_LIMIT, mask_number
+from reconciler.views.plan import render_json, render_markdown, render_text
 
 NOW = dt.datetime(2026, 11, 22, tzinfo=dt.UTC)
 MAR_1 = dt.datetime(2027, 3, 1, tzinfo=dt.UTC)

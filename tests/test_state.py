@@ -1,7 +1,7 @@
 """Behaviour of the state backends: the same tests run against SQLite and PostgreSQL.
 
 The PostgreSQL server is a throwaway one started once per session
-(``reconciler.state.pgserver``), or the server of ``BLOCKLIST_TEST_POSTGRES_DSN``
+(``tests/pgserver.py``), or the server of ``BLOCKLIST_TEST_POSTGRES_DSN``
 (a role allowed to create databases); each test gets a fresh database. Without
 PostgreSQL binaries the postgres cases are skipped, unless
 ``BLOCKLIST_REQUIRE_POSTGRES`` is set (CI), where they fail instead.
@@ -46,7 +46,7 @@ from reconciler.state import (
     open_state,
 )
 from reconciler.state import sqlite as sqlite_backend
-from reconciler.state.pgserver import PgServer, PgServerUnavailable, create_database
+from pgserver import PgServer, PgServerUnavailable, create_database
 from reconciler.state.postgres import mask_dsn
 
 REPO = Path(__file__).resolve().parents[1]

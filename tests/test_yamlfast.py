@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from reconciler import yamlload
 from reconciler.yamlfast import load_fast
-from reconciler.yamlload import LocDict, LocList, YamlProblem, load_text
+from reconciler.yamlload import load_text
+from reconciler.yamlnodes import LocDict, LocList, YamlProblem
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = sorted((REPO / "blocklists").glob("*.yaml"))

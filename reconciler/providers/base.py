@@ -57,8 +57,11 @@ class Capabilities:
     #: so an adopted number may be one (the plan warns)
     opt_outs_unmarked: bool = False
     #: region of live numbers stored without a country code, unless the instance
-    #: sets ``default_region`` (Ozonetel: IN, its documented home)
+    #: sets ``default_region`` (a provider's documented home region, if it has one)
     default_region: str | None = None
+    #: values ``auth_mode`` may take in providers.yaml (the first is the default);
+    #: empty: the type has one way to authenticate and takes no ``auth_mode``
+    auth_modes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,8 +108,19 @@ class ProviderAdapter:
         return None
 
     @classmethod
+    def canonical(cls, key: str, value: object) -> str:
+        """The one text of a valid scope/attribute value (``07116`` and ``7116`` are one
+        group id), so two lists naming the same scope share one target."""
+        return str(value)
+
+    @classmethod
+    def field_schema(cls, key: str) -> dict[str, Any]:
+        """The JSON Schema of target key ``key`` for editors (``schemas/``)."""
+        return {"type": "string", "minLength": 1, "description": key}
+
+    @classmethod
     def target_name(cls, instance: str, scope: Mapping[str, str]) -> str:
-        """``PROVIDER/SCOPE-VALUE``; a scope-less provider (Wooxy) is ``PROVIDER/account``."""
+        """``PROVIDER/SCOPE-VALUE``; a type without scope fields is ``PROVIDER/account``."""
         values = [str(scope[f]) for f in cls.capabilities.scope_fields if f in scope]
         return f"{instance}/{'/'.join(values) if values else 'account'}"
 
@@ -127,7 +141,7 @@ class ProviderAdapter:
         for value in sorted(self._credentials.values(), key=len, reverse=True):
             if value and len(value) >= 3:
                 text = text.replace(value, "[redacted]")
-                if ":" in value:  # LOX24's clientNumber:apiKey: each half is secret too
+                if ":" in value:  # an ``id:key`` token: each half is secret too
                     for part in value.split(":"):
                         if len(part) >= 4:
                             text = text.replace(part, "[redacted]")
@@ -144,7 +158,7 @@ class ProviderAdapter:
     ) -> list[Batch]:
         """Group ops into requests: removes (phase 0) before adds (phase 1).
 
-        ``meta`` is what state remembers of the target (e.g. an Ozonetel group id).
+        ``meta`` is what state remembers of the target (e.g. a group id it learned).
         """
         caps = self.capabilities
         size = 1 if caps.remove_one_per_call else caps.batch_limit
@@ -161,7 +175,7 @@ class ProviderAdapter:
 
     def in_flight_limit(self) -> asyncio.Semaphore:
         """The one semaphore that caps this adapter's requests in flight, refresh pages
-        and sends together (Wooxy: "Do not send more than 10 concurrent API requests").
+        and sends together (a provider may refuse more than N concurrent requests).
         Made inside the running loop, and again if a later ``asyncio.run`` brings another;
         an ``options["concurrency"]`` lower than the type's limit lowers it."""
         loop = asyncio.get_running_loop()
@@ -180,7 +194,7 @@ class ProviderAdapter:
         time; the first refusal of the credential (``AuthError``) closes the gate, and
         every other request of the instance fails at once with the same error, unsent.
         So a run sends at most one request with a rejected credential per instance,
-        however many targets and batches fan out (LOX24 locks an IP out after three).
+        however many targets and batches fan out (a provider may lock an IP out).
         Every adapter sends each HTTP request through here (its one ``_call``); a
         gated call must not call another gated one.
         """

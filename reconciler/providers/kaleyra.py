@@ -83,6 +83,12 @@ class KaleyraAdapter(ProviderAdapter):
             return f"channel must be one of {', '.join(CHANNELS)}, not {value!r}"
         return problem
 
+    @classmethod
+    def field_schema(cls, key: str) -> dict[str, Any]:
+        if key == "channel":
+            return {"enum": list(CHANNELS), "description": "Kaleyra channel"}
+        return super().field_schema(key)
+
     # -- the three verbs ---------------------------------------------------------------
 
     async def refresh(self, target: Target) -> list[LiveEntry]:

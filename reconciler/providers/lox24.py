@@ -81,6 +81,17 @@ class Lox24Adapter(ProviderAdapter):
             return None
         return super().scope_problems(key, value)
 
+    @classmethod
+    def canonical(cls, key: str, value: object) -> str:
+        # a LOX24 group id is a number: "07116" and 7116 name one group
+        return str(int(str(value))) if key == "group_id" else super().canonical(key, value)
+
+    @classmethod
+    def field_schema(cls, key: str) -> dict[str, Any]:
+        if key == "group_id":
+            return {"type": "integer", "minimum": 1, "description": "LOX24 group id"}
+        return super().field_schema(key)
+
     # -- HTTP --------------------------------------------------------------------
 
     def _headers(self) -> dict[str, str]:

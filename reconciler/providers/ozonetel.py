@@ -108,6 +108,8 @@ class OzonetelAdapter(ProviderAdapter):
         credential_keys=("username", "api_key"),
         default_base_url="https://in1-ccaas-api.ozonetel.com",
         wire_format="Indian numbers as 10 digits, others E.164 with +",
+        # the account's 'API Authentication' setting: TOKEN_AUTH or BASIC_AUTH
+        auth_modes=("token", "basic"),
         notes=(
             "no read endpoint: live state is not readable, state is the only record; "
             "one expiryDate per request; generateToken at most 10 times an hour"
@@ -144,6 +146,17 @@ class OzonetelAdapter(ProviderAdapter):
             # createBlockNumber: "Name (X) allows 2 to 50 characters only"
             return "group must be 2 to 50 characters (Ozonetel group names allow 2 to 50)"
         return problem
+
+    @classmethod
+    def field_schema(cls, key: str) -> dict[str, Any]:
+        if key == "group":
+            return {
+                "type": "string",
+                "minLength": 2,
+                "maxLength": 50,
+                "description": "block-number group name",
+            }
+        return super().field_schema(key)
 
     # -- batching ----------------------------------------------------------------------
 

@@ -100,6 +100,12 @@ class WooxyAdapter(ProviderAdapter):
             return f"reject_type must be one of {', '.join(REJECT_TYPES)}, not {value!r}"
         return super().scope_problems(key, value)
 
+    @classmethod
+    def field_schema(cls, key: str) -> dict[str, Any]:
+        if key == "reject_type":
+            return {"enum": list(REJECT_TYPES), "description": "Wooxy reject type of the numbers"}
+        return super().field_schema(key)
+
     # -- refresh ---------------------------------------------------------------------
 
     async def refresh(self, target: Target) -> list[LiveEntry]:

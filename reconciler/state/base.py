@@ -1,7 +1,7 @@
 """The state backend interface: what this tool remembers between runs.
 
 State records, per target, the managed numbers with the attributes last
-applied, per-target metadata (e.g. an Ozonetel group id), a ``lineage`` id,
+applied, per-target metadata (e.g. a provider's group id), a ``lineage`` id,
 a ``serial`` counter (+1 per recorded batch) and a schema version. Backends
 (SQLite, PostgreSQL) implement this interface and nothing else; planning and
 apply only talk to it.

@@ -11,23 +11,23 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from .connections import dialect_for, per_type, sandbox_dir
-from .sandbox import EMULATOR_TYPES, emulator_class
-from .sandbox.faults import FaultSpec
-from .sandbox.server import LoopbackServer
+from ..connections import dialect_for, per_type, sandbox_dir
+from . import emulator_class, emulator_types
+from .faults import FaultSpec
+from .server import LoopbackServer
 
 
 def faults_by_type(spec: str | None) -> dict[str, str | None]:
-    """'5xx=0.1' for all, or 'wooxy:5xx=0.1;kaleyra:drop=0.05' per type."""
-    out = per_type(spec, EMULATOR_TYPES)
+    """'5xx=0.1' for all, or 'TYPE:5xx=0.1;TYPE:drop=0.05' per type."""
+    out = per_type(spec, emulator_types())
     for value in out.values():
         FaultSpec.parse(value)  # fail early on a bad spec
     return out
 
 
 def dialects_by_type(spec: str | None) -> dict[str, str | None]:
-    """'NAME' for every emulator that has it, or 'wooxy:NAME;lox24:NAME' per type."""
-    out = {name: dialect_for(name, spec) for name in EMULATOR_TYPES}
+    """'NAME' for every emulator that has it, or 'TYPE:NAME;TYPE:NAME' per type."""
+    out = {name: dialect_for(name, spec) for name in emulator_types()}
     for name, dialect in out.items():
         if dialect is not None and dialect not in emulator_class(name).dialects:
             known = ", ".join(emulator_class(name).dialects)
@@ -40,7 +40,7 @@ def dialects_by_type(spec: str | None) -> dict[str, str | None]:
 def dialect_help() -> str:
     """Every emulator's dialects, one line each (for ``blocklist sandbox --help``)."""
     lines = []
-    for name in EMULATOR_TYPES:
+    for name in emulator_types():
         for dialect, note in emulator_class(name).dialect_notes.items():
             lines.append(f"{name}:{dialect}: {note}")
     return "\n".join(lines)
@@ -64,7 +64,7 @@ def serve_sandbox(
     dialect: str | None = None,
 ) -> None:
     """Serve all five emulators until Ctrl-C."""
-    from .errors import BlocklistError
+    from ..errors import BlocklistError
 
     try:
         fault_specs = faults_by_type(faults)
@@ -77,7 +77,7 @@ def serve_sandbox(
     folder = sandbox_dir(directory)
     servers = []
     try:
-        for i, name in enumerate(EMULATOR_TYPES):
+        for i, name in enumerate(emulator_types()):
             cls = emulator_class(name)
             emulator = cls(
                 state_path=folder / f"serve-{name}.json",

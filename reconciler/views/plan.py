@@ -10,22 +10,24 @@ saved plan and ``plan --format json`` are one format.
 
 from __future__ import annotations
 
-import datetime as dt
 import html
-import json
-import re
-import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import click
 
-from .expiry import iso
-from .plan import ACTIONS, FORMAT_VERSION, Change, Plan, TargetPlan
-
-#: the ``kind`` of a JSON plan document (tells a plan file from any other JSON)
-PLAN_KIND = "blocklist-plan"
-#: markdown output stays strictly below this many characters (GitHub comments: 65 536)
-MARKDOWN_LIMIT = 60_000
+from ..plan import ACTIONS, Change, Plan, TargetPlan
+from .format import (
+    MARKDOWN_LIMIT,
+    cell_width,
+    clean,
+    day,
+    group_thousands,
+    instant,
+    mask_number,
+    mask_text,
+    plural,
+    share_lines,
+)
 
 SYMBOLS = {
     "add": "+",
@@ -85,34 +87,9 @@ MORE_HINT = "(see the plan artifact / `blocklist show`)"
 _REASON_WIDTH = 30  # longer texts overflow their column instead of widening it
 _REASON_MAX = 80  # longer reasons are cut (with …) on screen; JSON keeps them whole
 _WHEN_WIDTH = 24
-_CONTROL = {c: " " for c in [*range(32), 127]}
-_E164_IN_TEXT = re.compile(r"\+\d{6,15}")
 
 
 # -- shared helpers --------------------------------------------------------------------------
-
-
-def mask_number(number: str) -> str:
-    """``+919876543210`` -> ``+91987*****10``: keep ``+``, 5 leading and 2 trailing digits.
-
-    Short numbers keep fewer leading digits so that at least 3 are always hidden.
-    """
-    plus = "+" if number.startswith("+") else ""
-    digits = number[len(plus) :]
-    n = len(digits)
-    tail = 2 if n > 4 else 0
-    head = min(5, max(n - tail - 3, 0))
-    return plus + digits[:head] + "*" * (n - head - tail) + digits[n - tail :]
-
-
-def mask_text(text: str) -> str:
-    """Mask every E.164-looking number (``+`` and 6-15 digits) inside free text."""
-    return _E164_IN_TEXT.sub(lambda m: mask_number(m.group(0)), text)
-
-
-def group_thousands(n: int) -> str:
-    """``9870`` -> ``9 870`` (as DESIGN writes large counts)."""
-    return f"{n:,}".replace(",", " ")
 
 
 def summary_text(summary: dict[str, int], forget: int = 0) -> str:
@@ -125,33 +102,6 @@ def summary_text(summary: dict[str, int], forget: int = 0) -> str:
     if forget:
         text += f"; {group_thousands(forget)} to forget from state (no API call)"
     return text + "."
-
-
-def _plural(n: int, one: str, many: str) -> str:
-    """``1 number``, ``9 870 numbers``."""
-    return f"{group_thousands(n)} {one if n == 1 else many}"
-
-
-def _clean(text: str) -> str:
-    """One line of plain text: control characters (newlines, ANSI escapes) become spaces."""
-    return text.translate(_CONTROL)
-
-
-def _day(value: dt.datetime) -> str:
-    """A date when the instant is UTC midnight, else the full instant."""
-    text = iso(value) or ""
-    return text[:10] if text.endswith("T00:00:00Z") else text
-
-
-def _instant(value: dt.datetime) -> str:
-    """``iso`` with sub-second precision kept when there is any (plan files round-trip)."""
-    if value.microsecond:
-        return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return iso(value) or ""
-
-
-def _cell_width(text: str) -> int:
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
 class _LineFormat:
@@ -174,11 +124,11 @@ class _LineFormat:
             return "declared, but the user's own opt-out: left alone"
         if c.expires is None:
             return "expires never"
-        return f"{'expired' if c.action == 'expire' else 'expires'} {_day(c.expires)}"
+        return f"{'expired' if c.action == 'expire' else 'expires'} {day(c.expires)}"
 
     def fields(self, c: Change) -> tuple[str, str, str, str]:
         number = mask_number(c.number) if self.mask else c.number
-        reason = _clean(c.reason) if c.reason else "-"
+        reason = clean(c.reason) if c.reason else "-"
         if len(reason) > _REASON_MAX:
             reason = reason[: _REASON_MAX - 1] + "…"
         when = self._when(c)
@@ -187,7 +137,7 @@ class _LineFormat:
             where = " ".join(f"{k}={v}" for k, v in c.attrs)
         if self.mask:
             reason, when = mask_text(reason), mask_text(when)
-        return number, _clean(reason), _clean(when), _clean(where)
+        return number, clean(reason), clean(when), clean(where)
 
     def line(self, c: Change, mark: str) -> str:
         number, reason, when, where = self.fields(c)
@@ -220,6 +170,7 @@ def render_text(
     mask: bool,
     max_lines: int | None = 50,
     verbose: bool = False,
+    allow_unsafe: bool = False,
 ) -> str:
     """Terraform-like text, grouped by target; ``max_lines`` change lines per target
     (None: all), then ``…and N more``. Unmanaged entries are a count unless ``verbose``."""
@@ -236,13 +187,12 @@ def render_text(
     else:
         out.append(NO_CHANGES)
     if not plan.safe:
-        out.append(
-            style(
-                "The plan is UNSAFE (see above): apply refuses it unless --allow-unsafe is given.",
-                fg="red",
-                bold=True,
-            )
+        text = (
+            "The plan is UNSAFE (see above): --allow-unsafe is given, so apply carries it out."
+            if allow_unsafe
+            else "The plan is UNSAFE (see above): apply refuses it unless --allow-unsafe is given."
         )
+        out.append(style(text, fg="red", bold=True))
     return "\n".join(out)
 
 
@@ -250,7 +200,7 @@ def _no_changes_text(plan: Plan, style: _Style) -> list[str]:
     out = [style(NO_CHANGES, bold=True)]
     unmanaged = plan.summary()["unmanaged"]
     if unmanaged:
-        text = _plural(unmanaged, "unmanaged entry", "unmanaged entries")
+        text = plural(unmanaged, "unmanaged entry", "unmanaged entries")
         out.append(style(f"{text} left alone (-v lists them).", dim=True))
     blind = [t.target.name for t in plan.targets if not t.live_readable]
     if blind:
@@ -267,7 +217,7 @@ def _no_changes_text(plan: Plan, style: _Style) -> list[str]:
 def _target_text(
     tp: TargetPlan, style: _Style, mask: bool, max_lines: int | None, verbose: bool
 ) -> list[str]:
-    header = style(f"# {_clean(tp.target.name)}", bold=True)
+    header = style(f"# {clean(tp.target.name)}", bold=True)
     if not tp.live_readable:
         header += " " + style(NOT_READABLE, fg="yellow")
     if not tp.safe:
@@ -275,17 +225,17 @@ def _target_text(
     out = [header]
     for reason in tp.unsafe_reasons:
         text = mask_text(reason) if mask else reason
-        out.append(style(f"  ! unsafe: {_clean(text)}", fg="red"))
+        out.append(style(f"  ! unsafe: {clean(text)}", fg="red"))
     for warning in tp.warnings:
         text = mask_text(warning) if mask else warning
-        out.append(style(f"  ! warning: {_clean(text)}", fg="yellow"))
+        out.append(style(f"  ! warning: {clean(text)}", fg="yellow"))
 
     listed = [c for c in tp.changes if verbose or c.action != "unmanaged"]
     shown = listed if max_lines is None else listed[: max(max_lines, 0)]
     fmt = _LineFormat(shown, mask)
     for c in shown:
         symbol = SYMBOLS[c.action]
-        mark = symbol + " " * (2 - _cell_width(symbol))
+        mark = symbol + " " * (2 - cell_width(symbol))
         out.append("  " + style(fmt.line(c, mark), **STYLES[c.action]))
     if len(listed) > len(shown):
         out.append(f"  …and {group_thousands(len(listed) - len(shown))} more")
@@ -294,14 +244,14 @@ def _target_text(
     if summary["unmanaged"] and not verbose:
         out.append(
             style(
-                f"  ? {_plural(summary['unmanaged'], 'unmanaged entry', 'unmanaged entries')}"
+                f"  ? {plural(summary['unmanaged'], 'unmanaged entry', 'unmanaged entries')}"
                 " left alone (-v lists them)",
                 dim=True,
             )
         )
     if tp.forget:
         out.append(
-            f"  {_plural(len(tp.forget), 'number', 'numbers')} to forget from state "
+            f"  {plural(len(tp.forget), 'number', 'numbers')} to forget from state "
             "(no longer live; no API call)"
         )
     if tp.has_changes:
@@ -329,7 +279,7 @@ def render_markdown(plan: Plan, *, mask: bool) -> str:
         head.append(f"**{summary_text(plan.summary(), forget)}**\n")
     else:
         head.append(f"**{NO_CHANGES}**\n")
-    head.append(f"\n`now` {_instant(plan.now)}\n\n")
+    head.append(f"\n`now` {instant(plan.now)}\n\n")
     if not plan.safe:
         head.append(
             "> [!CAUTION]\n> **The plan is unsafe**: `blocklist apply` refuses it unless "
@@ -363,7 +313,7 @@ def render_markdown(plan: Plan, *, mask: bool) -> str:
         tail.append(text)
     budget -= sum(map(len, tail))
 
-    _share_lines(sections, budget)
+    share_lines(sections, budget)
     for section in sections:
         parts.extend(section.render())
     parts.extend(tail)
@@ -372,7 +322,7 @@ def render_markdown(plan: Plan, *, mask: bool) -> str:
 
 def _md_code(text: str) -> str:
     """Text safe inside a code span in a table cell."""
-    return _clean(text).replace("`", "'").replace("|", "\\|")
+    return clean(text).replace("`", "'").replace("|", "\\|")
 
 
 def _table(plan: Plan, limit: int) -> list[str]:
@@ -404,7 +354,7 @@ def _table(plan: Plan, limit: int) -> list[str]:
         rows.append(row)
     total = plan.summary()
     rows.append(
-        f"| **total ({_plural(len(plan.targets), 'target', 'targets')})** | "
+        f"| **total ({plural(len(plan.targets), 'target', 'targets')})** | "
         + " | ".join(f"**{group_thousands(total[a])}**" for a in ACTIONS)
         + f" | {'' if plan.safe else '⚠️ unsafe'} |\n"
     )
@@ -430,14 +380,14 @@ class _Section:
         name = _md_code(tp.target.name)
         pre = []
         if not tp.safe:
-            reasons = "; ".join(_clean(mask_text(r) if mask else r) for r in tp.unsafe_reasons)
+            reasons = "; ".join(clean(mask_text(r) if mask else r) for r in tp.unsafe_reasons)
             pre.append(f"> [!WARNING]\n> **`{name}` is unsafe:** {reasons}\n\n")
         for warning in tp.warnings:
-            text = _clean(mask_text(warning) if mask else warning)
+            text = clean(mask_text(warning) if mask else warning)
             pre.append(f"> [!NOTE]\n> **`{name}`:** {html.escape(text, quote=False)}\n\n")
         summary = html.escape(summary_text(tp.summary(), len(tp.forget)), quote=False)
         pre.append(
-            f"<details><summary><code>{html.escape(_clean(tp.target.name), quote=False)}</code>"
+            f"<details><summary><code>{html.escape(clean(tp.target.name), quote=False)}</code>"
             f": {summary}</summary>\n\n"
         )
         if not tp.live_readable:
@@ -466,130 +416,11 @@ class _Section:
         return out
 
 
-def _share_lines(sections: list[_Section], budget: int) -> None:
-    """Give each section one more line in turn while it fits: equal line counts."""
-    pending = {i: s.candidates() for i, s in enumerate(sections)}
-    while pending:
-        for i in list(pending):
-            line = next(pending[i], None)
-            if line is None or len(line) > budget:
-                del pending[i]
-                continue
-            budget -= len(line)
-            sections[i].lines.append(line)
-
-
 # -- JSON --------------------------------------------------------------------------------------
 
 
-def plan_to_dict(plan: Plan, *, mask: bool = False) -> dict[str, object]:
-    """The complete, versioned JSON document of a plan (also the plan file's content)."""
-    return {
-        "format_version": FORMAT_VERSION,
-        "kind": PLAN_KIND,
-        "tool_version": plan.tool_version,
-        "now": _instant(plan.now),
-        "masked": mask,
-        "safe": plan.safe,
-        "has_changes": plan.has_changes,
-        "desired_digest": plan.desired_digest,
-        "lineage": plan.lineage,
-        "serial": plan.serial,
-        "summary": plan.summary(),
-        "targets": [_target_dict(tp, mask) for tp in plan.targets],
-    }
-
-
-def _target_dict(tp: TargetPlan, mask: bool) -> dict[str, object]:
-    t = tp.target
-    return {
-        "name": t.name,
-        "provider": t.provider,
-        "type": t.type,
-        "scope": t.scope_dict(),
-        "exclusive": t.exclusive,
-        "live_readable": tp.live_readable,
-        "existing": tp.existing,
-        "fingerprint": tp.fingerprint,
-        "safe": tp.safe,
-        "unsafe_reasons": [mask_text(r) for r in tp.unsafe_reasons]
-        if mask
-        else list(tp.unsafe_reasons),
-        "warnings": [mask_text(w) for w in tp.warnings] if mask else list(tp.warnings),
-        "opt_outs": [mask_number(n) if mask else n for n in sorted(tp.opt_outs)],
-        "summary": tp.summary(),
-        "forget": [mask_number(n) for n in tp.forget] if mask else list(tp.forget),
-        "changes": [_change_dict(c, mask) for c in tp.changes],
-    }
-
-
-def _change_dict(c: Change, mask: bool) -> dict[str, object]:
-    out = c.to_json()
-    if c.expires is not None and c.expires.microsecond:
-        out["expires"] = _instant(c.expires)  # iso() drops sub-seconds
-    if mask:
-        out["number"] = mask_number(c.number)
-        if c.reason:
-            out["reason"] = mask_text(c.reason)
-    return out
-
-
 def render_json(plan: Plan, *, mask: bool) -> str:
-    """``plan_to_dict`` as indented JSON with one change per line (fast for 1 M changes)."""
-    return dump_plan_dict(plan_to_dict(plan, mask=mask))
+    """The plan document (``reconciler.planfile``), numbers masked if asked."""
+    from ..planfile import plan_document_text
 
-
-def dump_plan_dict(doc: dict[str, object]) -> str:
-    """Objects indented by two spaces, except changes: one compact object per line.
-
-    ``json.dumps(indent=2)`` runs in pure Python (≈8-12 s for 1 M changes); the change
-    lines here take ≈1.2 s. ASCII only (``\\uXXXX`` escapes), so the text survives any
-    terminal, pipe or file encoding. ``json.loads`` gives ``doc`` back.
-    """
-    encode = _compact_encoder()
-
-    def obj(d: dict[str, object], pad: str) -> str:
-        inner = pad + "  "
-        items = []
-        for key, value in d.items():
-            if key == "targets" and isinstance(value, list) and value:
-                text = (
-                    "[\n"
-                    + ",\n".join(inner + "  " + obj(t, inner + "  ") for t in value)
-                    + f"\n{inner}]"
-                )
-            elif key == "changes" and isinstance(value, list) and value:
-                text = "[\n" + ",\n".join(inner + "  " + encode(c) for c in value) + f"\n{inner}]"
-            else:
-                text = encode(value)
-            items.append(f"{inner}{encode(key)}: {text}")
-        return "{\n" + ",\n".join(items) + f"\n{pad}}}"
-
-    return obj(doc, "")
-
-
-def _compact_encoder() -> Callable[[object], str]:
-    """``json.dumps`` with default settings, minus its per-call set-up.
-
-    ``JSONEncoder.encode`` builds a fresh C encoder on every call (≈3 s for 1 M changes);
-    one C encoder built once (``json.encoder.c_make_encoder``, what ``encode`` itself
-    uses) does the same in ≈1.2 s. Falls back to the public API where it is missing.
-    """
-    public = json.JSONEncoder(check_circular=False).encode
-    make = getattr(json.encoder, "c_make_encoder", None)
-    escape = getattr(json.encoder, "c_encode_basestring_ascii", None)
-    if make is None or escape is None:
-        return public
-
-    def default(value: object) -> object:
-        raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-    try:
-        # (markers, default, encoder, indent, key_sep, item_sep, sort_keys, skipkeys, allow_nan)
-        c_encode = make(None, default, escape, None, ": ", ", ", False, False, True)
-        if "".join(c_encode({"a": [1, None, "é"]}, 0)) != public({"a": [1, None, "é"]}):
-            return public
-    except TypeError:  # a Python whose private signature changed
-        return public
-
-    return lambda value: "".join(c_encode(value, 0))
+    return plan_document_text(plan, mask=mask)

@@ -10,21 +10,21 @@ unless told to (``force``).
 
 Choices, documented in ``blocklist import --help``:
 
-- TARGET is a declared target (``kaleyra/sms``), a target no list declares yet
-  (``kaleyra/whatsapp``, ``lox24/7200``: ``INSTANCE/SCOPE-VALUE`` as plans
+- TARGET is a declared target (``INSTANCE/SCOPE``), a target no list declares yet
+  (also ``INSTANCE/SCOPE-VALUE``, as plans
   name targets), or a bare instance name when it has a single target.
 - Not imported: opt-outs (``LiveEntry.opt_out``: the users' own, e.g. STOP
   replies; they stay unmanaged), numbers some list already declares for the
   target (re-declaring them without their expiry would change what they
   mean), protected numbers (no list may block them) and numbers that are not
   valid (a list would reject them). The header counts each.
-- Entries with different provider attributes (e.g. Wooxy reject types) cannot
+- Entries with different provider attributes (e.g. reject types) cannot
   share a list, whose target gives one value: one file per attribute set,
-  named with a suffix (``imported-wooxy-account-import.yaml``, ``…-invalid.yaml``).
+  named with a suffix (``imported-INSTANCE-account-import.yaml``, ``…-invalid.yaml``).
 - Files must be inside the blocklists directory: the entries are adopted into
   state, and a managed entry that no list declares would be removed by the
   next apply.
-- A provider that cannot list (Ozonetel) has nothing to import:
+- A provider that cannot list its entries has nothing to import:
   ``CannotImportError`` says to declare the numbers and apply instead.
 """
 
@@ -34,25 +34,26 @@ import datetime as dt
 import json
 import os
 import re
-import tempfile
 import textwrap
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from pydantic import ValidationError
 
-from . import __version__
-from .connections import Connections
-from .desired import Desired, load_desired
-from .domain import DesiredEntry, LiveEntry, ManagedEntry, Target
-from .errors import BlocklistError, ConfigError
-from .expiry import iso
-from .models import NAME_PATTERN, TargetSpec
-from .numbers import InvalidNumber, normalise
-from .providers import adapter_class
-from .state import StateBackend, current_lock_info
+from .. import __version__, targets
+from ..atomic import write_atomic
+from ..connections import Connections
+from ..desired import Desired, load_desired
+from ..domain import DesiredEntry, LiveEntry, ManagedEntry, Target
+from ..errors import BlocklistError, ConfigError
+from ..expiry import iso
+from ..models import NAME_PATTERN
+from ..numbers import InvalidNumber, normalise
+from ..providers import adapter_class
+from ..state import StateBackend, current_lock_info
+from .common import open_run_state, refresh_targets
+from .ui import UI
 
 SCHEMA_FILE = "blocklist.schema.json"
 #: state records are written in chunks of this size (one transaction each)
@@ -60,8 +61,6 @@ STATE_CHUNK = 1000
 _NAME_RE = re.compile(NAME_PATTERN)
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
 _PLAIN = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
-
-Progress = Callable[[str], None]
 
 
 class CannotImportError(BlocklistError):
@@ -73,52 +72,10 @@ class CannotImportError(BlocklistError):
 
 def resolve_target(desired: Desired, name: str) -> Target:
     """The target ``name`` means: a declared one, or one built from ``INSTANCE/SCOPE``."""
-    if name in desired.targets:
-        return desired.targets[name]
-    instance, _, rest = name.partition("/")
-    providers = desired.config.providers
-    if instance not in providers:
-        known = ", ".join(sorted(desired.targets) or sorted(providers)) or "none"
-        raise BlocklistError(f"unknown target {name!r} (known: {known})")
-    inst = providers[instance]
-    cls = adapter_class(inst.type)
-    fields = cls.capabilities.scope_fields
-    if not rest:
-        declared = [t for t in desired.targets.values() if t.provider == instance]
-        if len(declared) == 1:
-            return declared[0]
-        if not fields:
-            rest = "account"
-        else:
-            choices = ", ".join(t.name for t in declared) or f"{instance}/<{'/'.join(fields)}>"
-            raise BlocklistError(f"{instance!r} has several possible targets: name one ({choices})")
-    if not fields:
-        if rest != "account":
-            raise BlocklistError(
-                f"{inst.type} targets have no scope: the target is {instance}/account"
-            )
-        scope: dict[str, str] = {}
-    else:
-        values = rest.split("/", len(fields) - 1)
-        if len(values) != len(fields) or not all(values):
-            raise BlocklistError(
-                f"target {name!r}: expected {instance}/<{'/'.join(fields)}> for {inst.type}"
-            )
-        scope = dict(zip(fields, values, strict=True))
-        for key, value in scope.items():
-            why = cls.scope_problems(key, value)
-            if why:
-                raise BlocklistError(f"target {name!r}: {key}: {why}")
-        try:  # the canonical form a list would give (LOX24 "07116" is group 7116)
-            spec = TargetSpec.model_validate({"provider": instance, **scope})
-        except ValidationError as exc:
-            why = exc.errors(include_url=False)[0]["msg"]
-            raise BlocklistError(f"target {name!r}: {why}") from None
-        scope = {k: str(getattr(spec, k)) for k in scope}
-    target_name = cls.target_name(instance, scope)
-    if target_name in desired.targets:
-        return desired.targets[target_name]
-    return Target(target_name, instance, inst.type, tuple(sorted(scope.items())))
+    try:
+        return targets.from_name(name, desired.config, desired.targets.values())
+    except targets.TargetProblem as exc:
+        raise BlocklistError(str(exc)) from None
 
 
 def cannot_list_message(target: Target) -> str:
@@ -270,15 +227,15 @@ def _scalar(value: object) -> str:
 
 
 def target_spec(target: Target, attrs: tuple[tuple[str, str], ...]) -> dict[str, object]:
-    """The ``targets:`` item of a list, typed as the schema wants (LOX24 ids are ints)."""
-    raw: dict[str, object] = {"provider": target.provider, **dict(target.scope), **dict(attrs)}
+    """The ``targets:`` item of a list, typed as the schema wants (an integer scope
+    value is written as a number)."""
+    cls = adapter_class(target.type)
+    raw: dict[str, object] = {"provider": target.provider}
+    for key, value in (*target.scope, *attrs):
+        raw[key] = int(value) if cls.field_schema(key).get("type") == "integer" else value
     if target.exclusive:
         raw["mode"] = "exclusive"
-    spec = TargetSpec.model_validate(raw)
-    dumped = spec.model_dump(exclude_none=True, exclude_defaults=True)
-    dumped["provider"] = spec.provider
-    order = ["provider", *dict(target.scope), *dict(attrs), "mode"]
-    return {k: dumped[k] for k in order if k in dumped}
+    return raw
 
 
 def render_list_yaml(
@@ -391,20 +348,11 @@ def _inside(directory: Path, path: Path) -> bool:
 
 def _write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, text, mode=0o644, fsync=False)
 
 
-async def run_import(options: ImportOptions, progress: Progress | None = None) -> ImportResult:
+async def run_import(options: ImportOptions, ui: UI | None = None) -> ImportResult:
     """Refresh one target, write its list file(s), check they load, adopt the entries."""
-    from .runner import open_run_state, refresh_targets
-
     directory = options.directory
     shown = str(directory)
     desired = load_desired(directory, shown)
@@ -425,7 +373,7 @@ async def run_import(options: ImportOptions, progress: Progress | None = None) -
         state.acquire_lock(current_lock_info("import"), timeout=desired.config.state.lock_timeout)
         try:
             async with Connections(desired.config, directory) as conns:
-                live = (await refresh_targets(conns, [target], progress))[target.name] or {}
+                live = (await refresh_targets(conns, [target], ui))[target.name] or {}
             # files this import may overwrite (with --force) do not count as declaring
             # their numbers: their entries are re-read from live
             replaced = {

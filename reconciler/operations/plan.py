@@ -1,0 +1,48 @@
+"""``blocklist plan``: refresh live state and compute the plan (a value).
+
+Rendering, saving and exit codes are the caller's; this only wires the desired
+state, state (read-only: a first plan needs no state), the providers and the
+diff together.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..connections import Connections
+from ..desired import Desired, load_desired
+from ..plan import Plan
+from .common import make_plan, open_run_state, select_targets
+from .ui import UI
+
+
+@dataclass
+class PlanOptions:
+    directory: Path
+    targets: tuple[str, ...] = ()
+    now: dt.datetime | None = None  # None: the wall clock
+    digest: bool = False  # record the desired-state digest (a plan to be saved)
+
+
+@dataclass
+class PlanResult:
+    plan: Plan
+    desired: Desired
+
+
+async def run_plan(options: PlanOptions, ui: UI | None = None) -> PlanResult:
+    desired = load_desired(options.directory, str(options.directory))
+    chosen = select_targets(desired, options.targets)
+    now = options.now or dt.datetime.now(dt.UTC).replace(microsecond=0)
+    state = open_run_state(desired.config, options.directory, create=False)
+    try:
+        async with Connections(desired.config, options.directory) as conns:
+            the_plan, _ = await make_plan(desired, conns, chosen, state, now, ui)
+    finally:
+        if state is not None:
+            state.close()
+    if options.digest:
+        the_plan.desired_digest = desired.digest()
+    return PlanResult(the_plan, desired)
