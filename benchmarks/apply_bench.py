@@ -49,9 +49,9 @@ from plan_bench import fmt_n, generate_numbers, machine
 from reconciler.apply import Executor
 from reconciler.connections import Connections
 from reconciler.desired import load_desired
+from reconciler.operations.common import make_plan, open_run_state, select_targets
 from reconciler.plan import Plan, TargetPlan
 from reconciler.providers import adapter_class
-from reconciler.operations.common import make_plan, open_run_state, select_targets
 from reconciler.sandbox import emulator_class
 from reconciler.sandbox.base import Counters, Emulator
 from reconciler.sandbox.faults import FaultSpec

@@ -302,12 +302,12 @@ def child(base: Path, profile: bool, gc_off: bool = False) -> None:
     import pstats
 
     import reconciler.desired as desired_mod
-    import reconciler.plan as plan_mod
     import reconciler.operations.common as runner_mod
+    import reconciler.plan as plan_mod
     from reconciler.connections import Connections
     from reconciler.numbers import normalise
-    from reconciler.views.plan import render_json, render_markdown, render_text
     from reconciler.sandbox.base import Emulator
+    from reconciler.views.plan import render_json, render_markdown, render_text
 
     root = base / "blocklists"
     if gc_off:  # what-if: the cyclic garbage collector off for the whole run

@@ -186,7 +186,9 @@ class ToyAdapter(ProviderAdapter):
     async def send(self, target: Target, batch: Batch) -> BatchResult:
         method = "DELETE" if batch.ops[0].kind == "remove" else "POST"
         data = await self._call(method, target.scope_value("room"), [o.number for o in batch.ops])
-        return BatchResult([Outcome(o, "done" if o.number in data["ok"] else "retryable") for o in batch.ops])
+        return BatchResult(
+            [Outcome(o, "done" if o.number in data["ok"] else "retryable") for o in batch.ops]
+        )
 
 
 @pytest.fixture

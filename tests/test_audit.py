@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from reconciler.cli import main
+from reconciler.domain import DesiredEntry, LiveEntry, ManagedEntry, Target
 from reconciler.operations.audit import CATEGORIES, AuditReport, audit_target
 from reconciler.views.audit import render_markdown
 from reconciler.views.format import MARKDOWN_LIMIT
-from reconciler.cli import main
-from reconciler.domain import DesiredEntry, LiveEntry, ManagedEntry, Target
 
 AT = "2026-11-23T00:00:00Z"
 TARGETS = {

@@ -14,8 +14,8 @@ from click.testing import CliRunner
 
 from reconciler.cli import main
 from reconciler.domain import LiveEntry, Target
-from reconciler.operations.imports import list_name, render_list_yaml, select_entries
 from reconciler.models import ListFile
+from reconciler.operations.imports import list_name, render_list_yaml, select_entries
 
 AT = "2026-11-23T00:00:00Z"
 

@@ -15,8 +15,7 @@ from reconciler import __version__
 from reconciler.domain import DesiredEntry, LiveEntry, ManagedEntry, Target
 from reconciler.errors import BlocklistError
 from reconciler.plan import ACTIONS, Change, Plan, TargetPlan, plan_target
-from reconciler.planfile import load_plan, save_plan
-from reconciler.planfile import plan_to_dict
+from reconciler.planfile import load_plan, plan_to_dict, save_plan
 from reconciler.views.plan import render_json
 
 NOW = dt.datetime(2026, 11, 22, 9, 30, 15, 123_456, tzinfo=dt.UTC)  # a wall clock "now"

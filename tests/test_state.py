@@ -33,6 +33,7 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pgserver import PgServer, PgServerUnavailable, create_database
 
 from reconciler.domain import ManagedEntry
 from reconciler.errors import LockError, StateError
@@ -46,7 +47,6 @@ from reconciler.state import (
     open_state,
 )
 from reconciler.state import sqlite as sqlite_backend
-from pgserver import PgServer, PgServerUnavailable, create_database
 from reconciler.state.postgres import mask_dsn
 
 REPO = Path(__file__).resolve().parents[1]
