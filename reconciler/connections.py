@@ -67,6 +67,10 @@ def resolve_credentials(
             continue
         value = env.get(ref.env)
         if value:
+            why = credential_problem(value)
+            if why:
+                missing.append(f"environment variable {ref.env} (credentials.{key}) {why}")
+                continue
             out[key] = value
         elif not sandbox:
             missing.append(f"environment variable {ref.env} (credentials.{key}) is not set")
@@ -75,6 +79,19 @@ def resolve_credentials(
     if sandbox and set(out) != set(caps.credential_keys):
         out = dict(emulator_class(inst.type).credentials)  # the sandbox accepts its own
     return out
+
+
+def credential_problem(value: str) -> str | None:
+    """Why a credential value cannot be sent (it goes into HTTP headers, paths and
+    bodies), or None. Says what is wrong, never the value."""
+    if value != value.strip():
+        ends = "a newline" if value.endswith(("\n", "\r")) else "white space"
+        return f"starts or ends with {ends} (e.g. from `echo` or a file): remove it"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        return "contains a control character"
+    if not value.isascii():
+        return "contains non-ASCII characters (credentials travel in HTTP headers: ASCII only)"
+    return None
 
 
 def sandbox_dir(root: Path) -> Path:
