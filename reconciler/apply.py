@@ -22,7 +22,7 @@ from tenacity import RetryCallState
 from .connections import Connections
 from .domain import Batch, BatchResult, ManagedEntry, Op, Outcome, Target
 from .errors import AuthError, ProviderError, RetryableError
-from .operations.ui import Progress, QuietProgress
+from .operations.ui import Progress, QuietProgress, Stop
 from .plan import Plan, TargetPlan
 from .providers import ProviderAdapter
 from .report import ApplyReport, Failure
@@ -82,7 +82,7 @@ class Executor:
         *,
         policy: RetryPolicy = DEFAULT_POLICY,
         progress: Progress | None = None,
-        stop: asyncio.Event | None = None,
+        stop: Stop | None = None,
         guard: Guard | None = None,
         managed: Mapping[str, Collection[str]] | None = None,
     ) -> None:
@@ -90,7 +90,7 @@ class Executor:
         self.state = state
         self.policy = policy
         self.progress: Progress = progress or QuietProgress()
-        self.stop = stop or asyncio.Event()
+        self.stop = stop or Stop()
         self.guard = guard or Guard()
         self._managed = managed  # target -> managed numbers when planned (None: read state)
         self.report = ApplyReport(started=dt.datetime.now(dt.UTC))
@@ -100,6 +100,7 @@ class Executor:
     async def run(self, plan: Plan) -> ApplyReport:
         await asyncio.gather(*(self.run_target(tp) for tp in plan.targets))
         self.report.interrupted = self.stop.is_set()
+        self.report.signal = self.stop.reason
         self.report.finished = dt.datetime.now(dt.UTC)
         return self.report
 

@@ -25,6 +25,7 @@ import click
 
 from . import __version__, ci
 from .errors import BlocklistError, ConfigError, Differs, Interrupted
+from .operations.ui import Stop
 
 FORMATS = click.Choice(["text", "markdown", "json"])
 T = TypeVar("T")
@@ -122,7 +123,7 @@ def setup_logging(verbose: bool) -> None:
 
 
 def run_async(
-    make: Callable[[asyncio.Event], Coroutine[Any, Any, T]], *, graceful: bool = False
+    make: Callable[[Stop], Coroutine[Any, Any, T]], *, graceful: bool = False
 ) -> tuple[T, str | None]:
     """Run an operation; (its result, the signal that asked it to stop, if any).
 
@@ -133,7 +134,7 @@ def run_async(
     received: list[str] = []
 
     async def main() -> T:
-        stop = asyncio.Event()
+        stop = Stop()
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         assert task is not None
@@ -142,7 +143,7 @@ def run_async(
             received.append(name)
             if graceful and not stop.is_set():
                 click.echo(f"\n{name}: finishing the requests in flight…", err=True)
-                stop.set()
+                stop.set(name)
             else:
                 task.cancel()
 
@@ -410,7 +411,6 @@ def apply(
         click.echo("Apply cancelled.")
         return
     the_report = result.report
-    the_report.signal = stopped_by
     if the_plan_has_writes(result):
         click.echo(render_report(the_report, mask=mask_numbers))
     elif not the_report.failures:

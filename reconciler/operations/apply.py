@@ -12,7 +12,6 @@ number, to remove what state does not manage or to touch a user's opt-out.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import socket
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from ..planfile import load_plan
 from ..report import ApplyReport
 from ..state import StateBackend, current_lock_info
 from .common import make_plan, open_run_state, select_targets
-from .ui import UI
+from .ui import UI, Stop
 
 #: differences described when a saved plan is refused (the rest are counted)
 _DESCRIBED = 1000
@@ -56,7 +55,7 @@ class ApplyResult:
     cancelled: bool = False
 
 
-async def run_apply(options: ApplyOptions, ui: UI, stop: asyncio.Event) -> ApplyResult:
+async def run_apply(options: ApplyOptions, ui: UI, stop: Stop) -> ApplyResult:
     """Lock, plan or check the saved plan, confirm, execute, record the audit."""
     desired = load_desired(options.directory, str(options.directory))
     state = open_run_state(
@@ -83,7 +82,7 @@ async def run_apply(options: ApplyOptions, ui: UI, stop: asyncio.Event) -> Apply
 async def _apply_locked(
     options: ApplyOptions,
     ui: UI,
-    stop: asyncio.Event,
+    stop: Stop,
     desired: Desired,
     conns: Connections,
     state: StateBackend,
@@ -145,7 +144,7 @@ async def _checked_plan(
         absent = sorted(wanted - set(names))
         if absent:
             raise StalePlanError(
-                f"the saved plan has no changes for {', '.join(absent)} (--target): "
+                f"the saved plan has no plan for {', '.join(absent)} (--target): "
                 "plan those targets again"
             )
         saved.targets = [tp for tp in saved.targets if tp.target.name in wanted]
@@ -153,7 +152,7 @@ async def _checked_plan(
     missing = [n for n in names if n not in desired.targets]
     if missing:
         raise StalePlanError(
-            f"the saved plan names targets no longer declared: {', '.join(missing)}"
+            f"the saved plan is stale: it names targets no longer declared: {', '.join(missing)}"
         )
     chosen = [desired.targets[n] for n in dict.fromkeys(names)]
     fresh, managed = await make_plan(desired, conns, chosen, state, saved.now, ui, check_state=True)

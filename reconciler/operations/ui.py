@@ -8,6 +8,7 @@ that follows ``UI``. The CLI gives them a terminal or CI implementation
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -51,6 +52,23 @@ class ProgressSession(Protocol):
     def __enter__(self) -> Progress: ...
 
     def __exit__(self, *exc: object) -> None: ...
+
+
+class Stop:
+    """A request to stop, and why (the signal): apply finishes what is in flight,
+    records it and reports; nothing new is sent after it is set."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+        self.reason: str | None = None
+
+    def set(self, reason: str = "SIGINT") -> None:
+        if self.reason is None:
+            self.reason = reason
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
 
 
 class QuietProgress:
