@@ -51,6 +51,19 @@ class Desired:
     protected: dict[str, str] = field(default_factory=dict)  # number -> source
 
     @property
+    def configuration(self) -> str:
+        """This configuration's name: providers.yaml ``name``, else the directory's path
+        relative to the repository holding it (``blocklists``, ``envs/prod``), else the
+        directory's own name. Plans, PR comments and the state's identity use it."""
+        if self.config.name:
+            return self.config.name
+        here = self.root.resolve()
+        for parent in (here, *here.parents):
+            if (parent / ".git").exists():
+                return here.relative_to(parent).as_posix() or here.name
+        return here.name
+
+    @property
     def numbers(self) -> int:
         """Distinct numbers declared across all targets."""
         seen: set[str] = set()

@@ -99,6 +99,12 @@ class ProvidersFile(_Strict):
     """``blocklists/providers.yaml``."""
 
     version: Literal[1]
+    name: str | None = Field(
+        None,
+        pattern=NAME_PATTERN,
+        description="this configuration's name (e.g. prod): in plan headings, PR comments "
+        "and its state's identity; default: the directory's path in the repository",
+    )
     providers: dict[Annotated[str, Field(pattern=NAME_PATTERN)], ProviderInstance]
     state: StateSettings = StateSettings()
     protected: list[str] = Field(default_factory=list, description="numbers no list may block")

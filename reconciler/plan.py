@@ -115,6 +115,7 @@ class Plan:
     lineage: str | None = None
     serial: int | None = None
     tool_version: str = __version__
+    configuration: str = ""  # the configuration's name (``Desired.configuration``)
 
     @property
     def safe(self) -> bool:

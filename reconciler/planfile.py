@@ -92,6 +92,7 @@ class PlanDocument(_Doc):
     format_version: Literal[1]
     kind: Literal["blocklist-plan"]
     tool_version: str
+    configuration: str = ""
     now: Instant
     masked: bool
     safe: bool
@@ -119,6 +120,7 @@ def plan_to_dict(plan: Plan, *, mask: bool = False) -> dict[str, object]:
         "format_version": FORMAT_VERSION,
         "kind": PLAN_KIND,
         "tool_version": plan.tool_version,
+        "configuration": plan.configuration,
         "now": instant(plan.now),
         "masked": mask,
         "safe": plan.safe,
@@ -345,6 +347,7 @@ def plan_from_document(doc: PlanDocument) -> Plan:
         lineage=doc.lineage,
         serial=doc.serial,
         tool_version=doc.tool_version,
+        configuration=doc.configuration,
     )
 
 

@@ -178,6 +178,7 @@ def build_plan(
         desired_digest="",  # computed only for a saved plan (plan --out): it is costly
         lineage=state.lineage() if state else None,
         serial=state.serial() if state else 0,
+        configuration=desired.configuration,
     )
 
 
