@@ -180,7 +180,7 @@ def write_dataset(base: Path, n: int, seed: int = SEED) -> dict[str, Any]:
     started = time.perf_counter()
     rng = random.Random(seed)
     root = base / "blocklists"
-    sandbox = base / ".blocklist" / "sandbox"
+    sandbox = base / "blocklists" / ".blocklist" / "sandbox"
     if base.exists():
         shutil.rmtree(base)
     root.mkdir(parents=True)

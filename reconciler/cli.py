@@ -255,6 +255,15 @@ def schema(out_dir: Path) -> None:
 )
 @click.option("--full", is_flag=True, help="Every change line in text (no '…and N more').")
 @click.option(
+    "--refresh",
+    "refresh",
+    type=click.BOOL,
+    default=True,
+    show_default=True,
+    help="--refresh=false: plan against state alone, calling no provider and needing no "
+    "credential (a fork's pull request); such a plan is labelled and never applied.",
+)
+@click.option(
     "--detailed-exitcode",
     is_flag=True,
     help="Exit 0 no changes, 2 changes, 3 changes with an unsafe target.",
@@ -270,6 +279,7 @@ def plan(
     out: Path | None,
     compare: Path | None,
     full: bool,
+    refresh: bool,
     detailed_exitcode: bool,
 ) -> None:
     """Refresh live state and print the plan."""
@@ -280,7 +290,7 @@ def plan(
     if compare is not None:
         _compare(directory, compare, fmt, mask_numbers)
         return
-    options = PlanOptions(directory, targets, parse_at(at), digest=out is not None)
+    options = PlanOptions(directory, targets, parse_at(at), digest=out is not None, refresh=refresh)
     ui = terminal_ui(no_color)
     result, _ = run_async(lambda stop: run_plan(options, ui))
     the_plan = result.plan
@@ -488,27 +498,44 @@ def sandbox(
     help="The list file to write, inside -C (default: DIR/imported-PROVIDER-SCOPE.yaml).",
 )
 @click.option("--force", is_flag=True, help="Overwrite the file(s) if they exist.")
+@click.option(
+    "--adopt-now",
+    is_flag=True,
+    help="Also record the entries in state at once (no plan, no review), as before.",
+)
 @click.option("--at", "at", help="Time written in the header (ISO, with zone), not now.")
 @click.option("-v", "--verbose", is_flag=True, help="Log each request.")
 def import_(
-    target: str, directory: Path, out: Path | None, force: bool, at: str | None, verbose: bool
+    target: str,
+    directory: Path,
+    out: Path | None,
+    force: bool,
+    adopt_now: bool,
+    at: str | None,
+    verbose: bool,
 ) -> None:
-    """Write the live entries of TARGET as a list file and adopt them into state.
+    """Write the live entries of TARGET as a list file; the next plan adopts them.
 
     TARGET is INSTANCE/SCOPE-VALUE as plans name targets (INSTANCE/account for a
     type without scope), declared by a list or not yet; or a provider instance with one
     target. Opt-outs (the users' own), numbers a list already declares and
     protected numbers are not imported. Entries with different provider
     attributes (e.g. reject types) go to one file each (-ATTRIBUTE suffix).
-    The entries are recorded in state without any API call, so the next plan
-    shows no changes for them. A provider that cannot list its entries has
-    nothing to import: declare its numbers in a list and apply instead.
+    State is not written: commit the file, and the next plan shows its entries
+    as adopt (apply records them, with no API call), as Terraform's import blocks
+    do; --adopt-now records them at once instead. A provider that cannot list its
+    entries has nothing to import: declare its numbers in a list and apply instead.
     """
     from .operations.imports import ImportOptions, run_import
 
     setup_logging(verbose)
     options = ImportOptions(
-        directory=directory, target=target, out=out, force=force, now=parse_at(at)
+        directory=directory,
+        target=target,
+        out=out,
+        force=force,
+        now=parse_at(at),
+        adopt_now=adopt_now,
     )
     result, _ = run_async(lambda stop: run_import(options, terminal_ui(True)))
     for line in result.describe():

@@ -100,8 +100,9 @@ def sandbox_dir(root: Path) -> Path:
 
 
 def work_dir(root: Path) -> Path:
-    """``.blocklist/`` beside the blocklists directory (the repository root)."""
-    return root.resolve().parent / ".blocklist"
+    """``.blocklist/`` inside the configuration directory: its state, audit log and
+    sandbox, never shared with another configuration."""
+    return root.resolve() / ".blocklist"
 
 
 def per_type(spec: str | None, types: tuple[str, ...]) -> dict[str, str | None]:

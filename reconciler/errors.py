@@ -57,6 +57,11 @@ class ProviderError(BlocklistError):
             where += f" (HTTP {status})"
         super().__init__(f"{where}: {message}")
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # rebuilt from its fields, not from its message (copy.copy, pickling): the
+        # credential gate hands each refused request its own copy of the first refusal
+        return (type(self), (self.provider, self.endpoint, self.reason, self.status), self.__dict__)
+
 
 class AuthError(ProviderError):
     """401/403 or the provider's own "authentication failed": never retried."""

@@ -49,8 +49,17 @@ class Safety(_Strict):
 
 class StateSettings(_Strict):
     backend: Literal["sqlite", "postgres"] = "sqlite"
-    path: str = Field(".blocklist/state.db", description="sqlite: database file, relative to -C")
+    path: str = Field(
+        ".blocklist/state.db",
+        description="sqlite: database file; relative paths are inside the configuration "
+        "directory (-C), so two configurations never share a state",
+    )
     dsn: EnvRef | None = Field(None, description="postgres: DSN from the environment")
+    read_dsn: EnvRef | None = Field(
+        None,
+        description="postgres: a read-only DSN (a SELECT-only role) for plan, audit and why; "
+        "apply uses dsn",
+    )
     lock_timeout: float = Field(0, ge=0, description="seconds to wait for the apply lock")
 
 

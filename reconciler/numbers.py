@@ -8,6 +8,7 @@ format difference never looks like a change).
 
 from __future__ import annotations
 
+import contextlib
 import re
 from functools import cache, lru_cache
 
@@ -152,27 +153,27 @@ def parse_live(raw: str, default_region: str | None = None) -> str | None:
 
     An international number phonenumbers thinks invalid (``+15555555``, one provider's
     docs' own example) is kept as ``+`` and its digits: it is unambiguous. Digits
-    without ``+`` are read as national (with the region) first, then as international
-    without its ``+``; with neither valid, or no region for a national-looking
-    number, the answer is None: never guess (a wrong guess adds a copy or removes
-    the wrong number).
+    without ``+`` may be national (read with the region) or international without
+    its ``+`` (``491701234567``): when exactly one reading is a valid number, that is
+    the number; when both are, or neither, the answer is None. Never guess: a wrong
+    guess adds a copy or removes the wrong number.
     """
     text = raw.strip()
-    try:
-        return normalise(text, default_region)
-    except InvalidNumber:
-        pass
     compact = _SEPARATORS.sub("", text)
     if compact.startswith("00"):
         compact = "+" + compact[2:]
-    if _E164_FAST.match(compact):
-        return compact
-    if _DIGITS_ONLY.fullmatch(compact) and not compact.startswith("0"):
+    if compact.startswith("+"):
         try:
-            return normalise("+" + compact)
+            return normalise(compact)
         except InvalidNumber:
-            return None
-    return None
+            return compact if _E164_FAST.match(compact) else None
+    readings = set()
+    with contextlib.suppress(InvalidNumber):
+        readings.add(normalise(text, default_region))
+    if _DIGITS_ONLY.fullmatch(compact) and not compact.startswith("0"):
+        with contextlib.suppress(InvalidNumber):
+            readings.add(normalise("+" + compact))
+    return readings.pop() if len(readings) == 1 else None
 
 
 def normalise_live(raw: str, default_region: str | None = None) -> str:

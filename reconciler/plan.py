@@ -17,9 +17,13 @@ from .domain import DesiredEntry, LiveEntry, ManagedEntry, Op, Target
 from .expiry import iso
 from .models import Safety
 
-#: every action, in the order plans show them ("optout": declared, but live as the
-#: user's own opt-out, so left alone and never managed)
-ACTIONS = ("add", "readd", "update", "expire", "remove", "adopt", "optout", "unmanaged")
+#: every action, in the order plans show them: what takes a number off a list or
+#: changes it first (a reviewer must see those before any add), then adds and adopts
+#: ("optout": declared, but live as the user's own opt-out, so left alone and never
+#: managed). Text, markdown, JSON and the plan file all follow this order.
+ACTIONS = ("remove", "expire", "update", "readd", "add", "adopt", "optout", "unmanaged")
+#: the actions a reviewer must never miss: shown first, truncated last
+DESTRUCTIVE_ACTIONS = frozenset({"remove", "expire", "update", "readd"})
 #: actions that call a provider's API
 WRITE_ACTIONS = frozenset({"add", "readd", "update", "expire", "remove"})
 #: actions that count as "changes" for --detailed-exitcode
@@ -45,12 +49,6 @@ class Change:
             return iso(self.expires)
         return dict(self.attrs).get(key)
 
-    def update_text(self) -> str:
-        """``expires: 2027-01-01 -> 2027-03-01`` for an update."""
-        parts = [
-            f"{k}: {old or 'none'} → {self.after(k) or 'none'}" for k, old in self.before or ()
-        ]
-        return ", ".join(parts)
 
 
 @dataclass
@@ -59,7 +57,7 @@ class TargetPlan:
 
     target: Target
     live_readable: bool
-    changes: list[Change]  # in ACTIONS order, then by number
+    changes: list[Change]  # in ACTIONS order (destructive first), then by number
     existing: int  # entries live (or, if unreadable, in state) before the plan
     fingerprint: str  # of the live state (or state) the plan was computed from
     forget: list[str] = field(default_factory=list)  # state-only cleanups, no API call
@@ -116,6 +114,8 @@ class Plan:
     serial: int | None = None
     tool_version: str = __version__
     configuration: str = ""  # the configuration's name (``Desired.configuration``)
+    #: False: planned against state only (``plan --refresh=false``), no provider read
+    refreshed: bool = True
 
     @property
     def safe(self) -> bool:
@@ -249,7 +249,7 @@ def plan_target(
     adopts = plan.count("adopt")
     if adopts and not marks_opt_outs:
         plan.warnings.append(
-            f"{adopts} adopted number{'s were' if adopts != 1 else ' was'} live before this "
+            f"{adopts:,} adopted number{'s were' if adopts != 1 else ' was'} live before this "
             f"tool managed {'them' if adopts != 1 else 'it'}: {target.type} cannot tell a "
             "user's own opt-out apart, so check that none is one"
         )
@@ -310,13 +310,13 @@ def safety_problems(plan: TargetPlan, safety: Safety) -> list[str]:
     removing = plan.count("remove") + plan.count("expire")
     if removing > safety.max_remove_fraction * existing:
         reasons.append(
-            f"would remove or expire {removing} of {existing} entries "
+            f"would remove or expire {removing:,} of {existing:,} entries "
             f"({removing / existing:.0%} > {safety.max_remove_fraction:.0%})"
         )
     adding = plan.count("add") + plan.count("readd")
     if adding > safety.max_add_fraction * existing:
         reasons.append(
-            f"would add {adding} entries to {existing} "
+            f"would add {adding:,} entries to {existing:,} "
             f"({adding / existing:.0%} > {safety.max_add_fraction:.0%})"
         )
     return reasons

@@ -78,6 +78,10 @@ def _differences(
             if not digests[0]
             else "the lists changed since the plan was made (desired state digest differs)",
         )
+    if not reviewed.refreshed:
+        yield Difference(
+            "", "the reviewed plan was made without reading the providers (--refresh=false)"
+        )
     if reviewed.lineage != fresh.lineage:
         yield Difference("", f"state lineage differs ({reviewed.lineage} -> {fresh.lineage})")
     if (reviewed.serial or 0) != (fresh.serial or 0):

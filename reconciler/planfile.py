@@ -93,6 +93,7 @@ class PlanDocument(_Doc):
     kind: Literal["blocklist-plan"]
     tool_version: str
     configuration: str = ""
+    refreshed: bool = True
     now: Instant
     masked: bool
     safe: bool
@@ -121,6 +122,7 @@ def plan_to_dict(plan: Plan, *, mask: bool = False) -> dict[str, object]:
         "kind": PLAN_KIND,
         "tool_version": plan.tool_version,
         "configuration": plan.configuration,
+        "refreshed": plan.refreshed,
         "now": instant(plan.now),
         "masked": mask,
         "safe": plan.safe,
@@ -348,6 +350,7 @@ def plan_from_document(doc: PlanDocument) -> Plan:
         serial=doc.serial,
         tool_version=doc.tool_version,
         configuration=doc.configuration,
+        refreshed=doc.refreshed,
     )
 
 

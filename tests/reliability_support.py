@@ -450,7 +450,7 @@ def unmanaged_now(blocklists: Path, emulators: Mapping[str, Emulator]) -> dict[s
 
 def state_numbers(blocklists: Path) -> dict[str, set[str]]:
     """Managed numbers per target, from the SQLite state beside ``blocklists``."""
-    path = blocklists.resolve().parent / ".blocklist" / "state.db"
+    path = blocklists.resolve() / ".blocklist" / "state.db"
     if not path.exists():
         return {}
     with open_state("sqlite", path=path, create=False) as backend:

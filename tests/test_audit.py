@@ -94,7 +94,7 @@ def test_unmanaged_entries_are_findings_only_with_strict(project) -> None:
 
 
 def test_drift_a_managed_number_removed_by_hand(project) -> None:
-    path = project / ".blocklist" / "sandbox" / "kaleyra.json"
+    path = project / "blocklists" / ".blocklist" / "sandbox" / "kaleyra.json"
     data = json.loads(path.read_text())
     del data["channels"]["sms"]["+919876543211"]
     path.write_text(json.dumps(data))
@@ -196,7 +196,7 @@ def test_a_target_no_list_declares_any_more_is_audited_from_state(project) -> No
 
 
 def test_mismatch_of_a_provider_attribute(project) -> None:
-    path = project / ".blocklist" / "sandbox" / "wooxy.json"
+    path = project / "blocklists" / ".blocklist" / "sandbox" / "wooxy.json"
     data = json.loads(path.read_text())
     data["entries"]["+919845012345"]["rejectType"] = "undeliverable"  # declared: invalid
     path.write_text(json.dumps(data))
@@ -209,15 +209,15 @@ def test_mismatch_of_a_provider_attribute(project) -> None:
 
 
 def test_audit_writes_nothing(project) -> None:
-    sandbox = project / ".blocklist" / "sandbox"
+    sandbox = project / "blocklists" / ".blocklist" / "sandbox"
     before = {p.name: p.read_bytes() for p in sandbox.glob("*.json")}
     state_before = run("state", "list", "--format", "json").stdout
-    audit_log = (project / ".blocklist" / "audit.log.jsonl").read_text()
+    audit_log = (project / "blocklists" / ".blocklist" / "audit.log.jsonl").read_text()
     for fmt in ("text", "markdown", "json"):
         assert run("audit", "--at", "2027-04-01T00:00:00Z", "--format", fmt).exit_code == 0
     assert {p.name: p.read_bytes() for p in sandbox.glob("*.json")} == before
     assert run("state", "list", "--format", "json").stdout == state_before  # serial too
-    assert (project / ".blocklist" / "audit.log.jsonl").read_text() == audit_log
+    assert (project / "blocklists" / ".blocklist" / "audit.log.jsonl").read_text() == audit_log
 
 
 def test_markdown_step_summary_and_masking(project, monkeypatch) -> None:

@@ -501,7 +501,7 @@ def test_apply_applies_reports_and_fails_the_run_when_apply_fails(runner, projec
     # a second apply while another holds the lock fails the run at once
     from reconciler.state import current_lock_info, open_state
 
-    state = open_state("sqlite", path=project / ".blocklist" / "state.db")
+    state = open_state("sqlite", path=project / "blocklists" / ".blocklist" / "state.db")
     state.acquire_lock(current_lock_info("apply"))
     try:
         locked = runner.run("apply.yml")
@@ -515,7 +515,7 @@ def test_apply_applies_reports_and_fails_the_run_when_apply_fails(runner, projec
 
 def test_audit_opens_updates_and_closes_one_issue(runner, project) -> None:
     cli("apply", "--auto-approve")
-    kaleyra = project / ".blocklist" / "sandbox" / "kaleyra.json"
+    kaleyra = project / "blocklists" / ".blocklist" / "sandbox" / "kaleyra.json"
     data = json.loads(kaleyra.read_text())
     del data["channels"]["sms"]["+919876543210"]  # drift: removed by hand
     kaleyra.write_text(json.dumps(data))

@@ -38,26 +38,40 @@ def listed_numbers(path: Path) -> list[str]:
 
 def sandbox_state(project: Path, provider: str) -> tuple[Path, dict]:
     """The emulator's live state file (seeded first if no run has created it yet)."""
-    path = project / ".blocklist" / "sandbox" / f"{provider}.json"
+    path = project / "blocklists" / ".blocklist" / "sandbox" / f"{provider}.json"
     if not path.exists():
         assert run("plan", "--at", AT).exit_code == 0
     return path, json.loads(path.read_text())
 
 
-def test_import_of_a_declared_target_then_plan_shows_no_changes(project) -> None:
+def test_import_writes_the_file_and_the_next_plan_adopts(project) -> None:
+    """Import goes through plan (Terraform's import blocks): the file is the change,
+    state is untouched until apply, so a branch's unmerged import cannot make another
+    branch's plan remove the numbers."""
     assert run("apply", "--auto-approve", "--at", AT).exit_code == 0
     before = target_plan("kaleyra/sms")
     assert before["summary"]["unmanaged"] == 2
+    state_before = run("state", "list", "--format", "json").stdout
 
     result = run("import", "kaleyra/sms", "--at", AT)
     assert result.exit_code == 0, result.stderr
     written = project / "blocklists" / "imported-kaleyra-sms.yaml"
     assert f"Wrote {Path('blocklists') / written.name} (2 entries)." in result.stdout
-    assert "Adopted 2 entries of kaleyra/sms into state (no provider was called)." in (
-        result.stdout
-    )
+    assert "State is unchanged" in result.stdout and "adopt" in result.stdout
     assert listed_numbers(written) == ["+919812300002", "+919812300003"]
+    assert run("state", "list", "--format", "json").stdout == state_before
 
+    # on another branch (the file not merged), nothing is removed
+    kept = written.read_text()
+    written.unlink()
+    other = target_plan("kaleyra/sms")
+    assert other["summary"]["remove"] == 0 and other["summary"]["unmanaged"] == 2
+    written.write_text(kept)
+
+    planned = target_plan("kaleyra/sms")
+    assert planned["summary"]["adopt"] == 2
+    assert sum(planned["summary"].values()) - planned["summary"]["adopt"] == 0
+    assert run("apply", "--auto-approve", "--at", AT).exit_code == 0
     after = target_plan("kaleyra/sms")
     assert after["summary"] == dict.fromkeys(after["summary"], 0)
     assert run("plan", "--detailed-exitcode", "--at", AT, "--target", "kaleyra/sms").exit_code == 0
@@ -66,17 +80,26 @@ def test_import_of_a_declared_target_then_plan_shows_no_changes(project) -> None
     assert adopted["+919812300002"]["source"].startswith("blocklists/imported-kaleyra-sms.yaml:")
 
 
+def test_import_adopt_now_records_state_at_once(project) -> None:
+    assert run("apply", "--auto-approve", "--at", AT).exit_code == 0
+    result = run("import", "kaleyra/sms", "--at", AT, "--adopt-now")
+    assert result.exit_code == 0, result.stderr
+    assert "Adopted 2 entries of kaleyra/sms into state (no provider was called)." in (
+        result.stdout
+    )
+    after = target_plan("kaleyra/sms")
+    assert after["summary"] == dict.fromkeys(after["summary"], 0)
+
+
 def test_import_of_an_undeclared_target_declares_it(project) -> None:
-    """kaleyra/whatsapp is in no list: import declares it, and adopts its one entry."""
+    """kaleyra/whatsapp is in no list: import declares it; the next plan adopts its entry."""
     result = run("import", "kaleyra/whatsapp", "--at", AT)
     assert result.exit_code == 0, result.stderr
     data = yaml.safe_load((project / "blocklists" / "imported-kaleyra-whatsapp.yaml").read_text())
     assert data["targets"] == [{"provider": "kaleyra", "channel": "whatsapp"}]
     assert data["name"] == "imported-kaleyra-whatsapp"
-    assert (
-        run("plan", "--detailed-exitcode", "--at", AT, "--target", "kaleyra/whatsapp").exit_code
-        == 0
-    )
+    planned = target_plan("kaleyra/whatsapp")
+    assert planned["summary"]["adopt"] == 1 and planned["summary"]["add"] == 0
     # and a sandbox LOX24 group id is written as the integer the schema wants
     assert run("import", "lox24/7116", "--at", AT).exit_code == 0
     lox = yaml.safe_load((project / "blocklists" / "imported-lox24-7116.yaml").read_text())
@@ -97,7 +120,9 @@ def test_import_of_ozonetel_exits_1_and_says_what_to_do(project) -> None:
         "providers.yaml",
         "spam.yaml",
     ]
-    assert not (project / ".blocklist" / "state.db").exists()  # refused before any state
+    assert not (
+        project / "blocklists" / ".blocklist" / "state.db"
+    ).exists()  # refused before any state
 
 
 def test_output_is_deterministic_and_sorted(project, tmp_path_factory) -> None:
@@ -119,7 +144,9 @@ def test_output_is_deterministic_and_sorted(project, tmp_path_factory) -> None:
     shutil.copytree(
         project / "blocklists", other / "blocklists", ignore=shutil.ignore_patterns("imported-*")
     )
-    shutil.copytree(project / ".blocklist" / "sandbox", other / ".blocklist" / "sandbox")
+    shutil.copytree(
+        project / "blocklists" / ".blocklist" / "sandbox", other / ".blocklist" / "sandbox"
+    )
     result = run("import", "phonely/support-bot", "--at", AT, "-C", str(other / "blocklists"))
     assert result.exit_code == 0, result.stderr
     assert (other / "blocklists" / written.name).read_bytes() == first
@@ -137,10 +164,11 @@ def test_opt_outs_are_not_imported_and_the_header_says_so(project) -> None:
     assert "1 opt-out (the users' own" in header and "1 already declared" in header
     assert f"at {AT}" in header and "blocklist 0.1.0" in header and "lox24/7116" in header
     assert "Not imported: 1 opt-out" in result.stdout
-    # the opt-out stays unmanaged; the imported entry is managed, with its LOX24 phone id
+    # the opt-out stays unmanaged; the imported entry is adopted, with its LOX24 phone id
     plan = target_plan("lox24/7116")
     unmanaged = [c["number"] for c in plan["changes"] if c["action"] == "unmanaged"]
     assert unmanaged == ["+4915112345601"]
+    assert run("apply", "--auto-approve", "--at", AT, "--target", "lox24").exit_code == 0
     state = json.loads(run("state", "list", "--format", "json", "--target", "lox24").stdout)
     entry = next(e for e in state["targets"]["lox24/7116"] if e["number"] == "+4915112345602")
     assert entry["provider_id"]
@@ -189,6 +217,9 @@ def test_several_reject_types_make_one_file_each(project) -> None:
     assert invalid["targets"] == [{"provider": "wooxy", "reject_type": "invalid"}]
     assert invalid["entries"] == ["+447911123458"]
     assert "1 protected, 1 invalid" in result.stdout
+    planned = target_plan("wooxy/account")
+    assert planned["summary"]["adopt"] == 3 and planned["summary"]["remove"] == 0
+    assert run("apply", "--auto-approve", "--at", AT, "--target", "wooxy").exit_code == 0
     assert run("plan", "--detailed-exitcode", "--at", AT, "--target", "wooxy").exit_code == 0
 
 

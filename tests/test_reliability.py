@@ -638,11 +638,11 @@ def test_credentials_appear_in_no_output_file_or_state(tmp_path: Path) -> None:
     secrets += ["SECRET-lox24-7f3a"] + [t for t in tokens if t]
     assert len(tokens) >= 2
     files = [tmp_path / n for n in ("plan.json", "report.json", "report2.json", "export.json")]
-    files += [tmp_path / "summary.md", *sorted((tmp_path / ".blocklist").rglob("*"))]
-    assert (tmp_path / ".blocklist" / "audit.log.jsonl") in files
+    files += [tmp_path / "summary.md", *sorted((tmp_path / "blocklists" / ".blocklist").rglob("*"))]
+    assert (tmp_path / "blocklists" / ".blocklist" / "audit.log.jsonl") in files
     assert (
         any(p.name.endswith("-wal") for p in files)
-        or (tmp_path / ".blocklist" / "state.db") in files
+        or (tmp_path / "blocklists" / ".blocklist" / "state.db") in files
     )
     leaks = []
     for secret in secrets:
@@ -701,7 +701,7 @@ def test_a_long_list_is_read_despite_errors_on_single_pages(tmp_path: Path) -> N
     )
     pool = number_pool(300)
     write_list(directory, "l", generated_entries(pool), targets=["lox24/7116"])
-    emulator = Lox24Emulator(state_path=tmp_path / ".blocklist" / "sandbox" / "lox24.json")
+    emulator = Lox24Emulator(state_path=directory / ".blocklist" / "sandbox" / "lox24.json")
     emulator.add_phones(7116, pool)
     emulator.save()
     run = cli(

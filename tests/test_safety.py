@@ -47,7 +47,7 @@ def plan_json(*extra: str) -> dict:
 
 def sandbox_files(project: Path) -> dict[str, str]:
     """What every in-process emulator holds now (a digest of its state file)."""
-    folder = project / ".blocklist" / "sandbox"
+    folder = project / "blocklists" / ".blocklist" / "sandbox"
     return {
         p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.json"))
     }
@@ -278,7 +278,7 @@ def test_the_executor_refuses_protected_unmanaged_and_opt_out_numbers(project: P
     before = sandbox_files(project)
 
     async def go():
-        with open_state("sqlite", path=project / ".blocklist" / "state.db") as state:
+        with open_state("sqlite", path=project / "blocklists" / ".blocklist" / "state.db") as state:
             async with Connections(desired.config, directory) as conns:
                 guard = Guard.of(plan, desired.protected)
                 return await Executor(conns, state, guard=guard).run(plan)
@@ -353,9 +353,9 @@ def test_an_unreadable_directory_is_an_error(project: Path) -> None:
 
 def test_an_empty_state_file_is_an_error_unless_init_state(project: Path) -> None:
     assert run("apply", "--auto-approve", "--at", AT).exit_code == 0
-    db = project / ".blocklist" / "state.db"
+    db = project / "blocklists" / ".blocklist" / "state.db"
     for extra in ("state.db-wal", "state.db-shm"):
-        (project / ".blocklist" / extra).unlink(missing_ok=True)
+        (project / "blocklists" / ".blocklist" / extra).unlink(missing_ok=True)
     db.write_bytes(b"")
     before = sandbox_files(project)
     result = run("apply", "--auto-approve", "--at", AT)
@@ -368,7 +368,7 @@ def test_an_empty_state_file_is_an_error_unless_init_state(project: Path) -> Non
 
 def test_a_garbled_state_row_fails_before_any_request(project: Path) -> None:
     assert run("apply", "--auto-approve", "--at", AT).exit_code == 0
-    db = project / ".blocklist" / "state.db"
+    db = project / "blocklists" / ".blocklist" / "state.db"
     with sqlite3.connect(db) as conn:
         conn.execute(
             "INSERT INTO blocklist_entries (target, number, source) VALUES (?, ?, '')",
@@ -438,7 +438,7 @@ def test_a_merge_key_and_a_huge_number_are_reported_plainly(project: Path) -> No
 def test_state_import_waits_for_the_apply_lock(project: Path) -> None:
     assert run("apply", "--auto-approve", "--at", AT).exit_code == 0
     assert run("state", "export", "s.json").exit_code == 0
-    with open_state("sqlite", path=project / ".blocklist" / "state.db") as state:
+    with open_state("sqlite", path=project / "blocklists" / ".blocklist" / "state.db") as state:
         state.acquire_lock(current_lock_info("apply"))
         result = run("state", "import", "s.json", "--yes")
         assert result.exit_code == 1 and "state is locked by" in result.stderr
@@ -467,6 +467,6 @@ def test_sigterm_finishes_what_is_in_flight_reports_and_exits_143(project: Path)
     assert "Traceback" not in err and "SIGTERM" in err
     report = json.loads((project / "report.json").read_text())
     assert report["interrupted"] is True and report["ok"] is False
-    audit = (project / ".blocklist" / "audit.log.jsonl").read_text().splitlines()
+    audit = (project / "blocklists" / ".blocklist" / "audit.log.jsonl").read_text().splitlines()
     record = json.loads(audit[-1])
     assert record["interrupted"] is True and record["signal"] == "SIGTERM"

@@ -166,8 +166,8 @@ def test_same_seed_same_faults(tmp_path) -> None:
 def test_reset_reseeds(tmp_path) -> None:
     root = tmp_path / "blocklists"
     root.mkdir()
-    (tmp_path / ".blocklist" / "sandbox").mkdir(parents=True)
-    (tmp_path / ".blocklist" / "sandbox" / "kaleyra.json").write_text("{}")
+    (root / ".blocklist" / "sandbox").mkdir(parents=True)
+    (root / ".blocklist" / "sandbox" / "kaleyra.json").write_text("{}")
     out = subprocess.run(
         [sys.executable, "-m", "reconciler.cli", "sandbox", "--reset", "-C", str(root)],
         capture_output=True,
@@ -176,4 +176,4 @@ def test_reset_reseeds(tmp_path) -> None:
         check=True,
     )
     assert "reset" in out.stdout
-    assert not (tmp_path / ".blocklist" / "sandbox" / "kaleyra.json").exists()
+    assert not (root / ".blocklist" / "sandbox" / "kaleyra.json").exists()

@@ -57,7 +57,9 @@ def test_export_import_round_trip_keeps_lineage(applied) -> None:
     assert run("state", "export", "state.json").exit_code == 0
     exported = json.loads(Path("state.json").read_text())
     assert exported["lineage"] == before["lineage"]
-    for db in (applied / ".blocklist").glob("state.db*"):  # the sandbox's live state stays
+    for db in (applied / "blocklists" / ".blocklist").glob(
+        "state.db*"
+    ):  # the sandbox's live state stays
         db.unlink()
     assert run("state", "import", "state.json").exit_code == 0
     after = json.loads(run("state", "list", "--format", "json").stdout)
@@ -71,7 +73,7 @@ def test_export_import_round_trip_keeps_lineage(applied) -> None:
 
 
 def test_a_second_apply_fails_naming_the_holder_and_unlock_breaks_it(applied) -> None:
-    state = open_state("sqlite", path=applied / ".blocklist" / "state.db")
+    state = open_state("sqlite", path=applied / "blocklists" / ".blocklist" / "state.db")
     holder = LockInfo("alice", "ci-runner-7", 4242, current_lock_info().since)
     state.acquire_lock(holder)
     try:
@@ -88,9 +90,9 @@ def test_a_second_apply_fails_naming_the_holder_and_unlock_breaks_it(applied) ->
 
 
 def test_corrupt_state_is_reported_and_left_alone(applied) -> None:
-    db = applied / ".blocklist" / "state.db"
+    db = applied / "blocklists" / ".blocklist" / "state.db"
     for extra in ("state.db-wal", "state.db-shm"):
-        (applied / ".blocklist" / extra).unlink(missing_ok=True)
+        (applied / "blocklists" / ".blocklist" / extra).unlink(missing_ok=True)
     db.write_bytes(b"this is not a database" * 100)
     result = run("plan", "--at", AT)
     assert result.exit_code == 1 and "state.db" in result.stderr

@@ -55,7 +55,7 @@ def test_plan_apply_replan_is_empty_and_unmanaged_survive(project) -> None:
     assert state.exit_code == 0
     targets = json.loads(state.stdout)["targets"]
     assert len(targets["kaleyra/sms"]) == 10  # 9 added + 1 adopted
-    audit = (project / ".blocklist" / "audit.log.jsonl").read_text().splitlines()
+    audit = (project / "blocklists" / ".blocklist" / "audit.log.jsonl").read_text().splitlines()
     assert json.loads(audit[-1])["ok"] is True
 
 

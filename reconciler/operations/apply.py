@@ -58,9 +58,7 @@ class ApplyResult:
 async def run_apply(options: ApplyOptions, ui: UI, stop: Stop) -> ApplyResult:
     """Lock, plan or check the saved plan, confirm, execute, record the audit."""
     desired = load_desired(options.directory, str(options.directory))
-    state = open_run_state(
-        desired.config, options.directory, create=True, init_state=options.init_state
-    )
+    state = open_run_state(desired, options.directory, create=True, init_state=options.init_state)
     assert state is not None
     state_was_new = state.serial() == 0 and not state.targets()
     timeout = (

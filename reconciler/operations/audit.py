@@ -338,7 +338,7 @@ async def run_audit(options: AuditOptions, ui: UI | None = None) -> AuditReport:
     """Refresh the selected targets and read state; write nothing anywhere."""
     window = parse_window(options.window)
     desired = load_desired(options.directory, str(options.directory))
-    state = open_run_state(desired.config, options.directory, create=False)
+    state = open_run_state(desired, options.directory, create=False, write=False)
     try:
         state_targets = state.targets() if state is not None else []
         targets, orphans = select_audit_targets(desired, state_targets, options.targets)

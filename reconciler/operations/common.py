@@ -48,38 +48,83 @@ def select_targets(desired: Desired, names: Iterable[str] = ()) -> list[Target]:
 
 
 def state_path(config: ProvidersFile, root: Path) -> Path:
+    """The SQLite state file: a relative path is inside the configuration directory."""
     path = Path(config.state.path)
-    return path if path.is_absolute() else root.resolve().parent / path
+    return path if path.is_absolute() else root.resolve() / path
 
 
 def open_run_state(
-    config: ProvidersFile, root: Path, *, create: bool, init_state: bool = False
+    desired: Desired,
+    root: Path,
+    *,
+    create: bool,
+    init_state: bool = False,
+    write: bool = True,
 ) -> StateBackend | None:
-    """The configured state backend; None when a sqlite state does not exist yet and
-    ``create`` is False (a first plan reads as empty state).
+    """The configured state backend, checked to belong to this configuration.
+
+    ``write`` False (plan, audit, why) uses ``state.read_dsn`` when one is set and
+    opens PostgreSQL read-only; True (apply, import, the state commands) uses
+    ``state.dsn`` and refuses a role that cannot write. None when a sqlite state does
+    not exist yet and ``create`` is False (a first plan reads as empty state).
 
     A state file that exists but holds nothing (zero bytes: a failed copy, a
     truncated restore) is an error unless ``init_state``: starting a new lineage
-    there would turn every number the old state managed into an unmanaged one."""
+    there would turn every number the old state managed into an unmanaged one. So is
+    a state left at the location used before state moved into the configuration
+    directory: planning without it would adopt and remove as if nothing were managed.
+    """
+    config = desired.config
     settings = config.state
     if settings.backend == "postgres":
-        assert settings.dsn is not None
-        dsn = os.environ.get(settings.dsn.env)
+        ref = settings.read_dsn if (not write and settings.read_dsn is not None) else settings.dsn
+        assert ref is not None
+        dsn = os.environ.get(ref.env)
         if not dsn:
-            raise CredentialError(
-                f"state: environment variable {settings.dsn.env} (state.dsn) is not set"
-            )
-        return open_state("postgres", dsn=dsn, create=create)
+            which = "state.read_dsn" if ref is settings.read_dsn else "state.dsn"
+            raise CredentialError(f"state: environment variable {ref.env} ({which}) is not set")
+        state = open_state("postgres", dsn=dsn, create=create, read_only=not write)
+        return _claimed(state, desired, f"the PostgreSQL state of {ref.env}", write)
     path = state_path(config, root)
-    if not path.exists() and not create:
-        return None
+    if not path.exists():
+        old = root.resolve().parent / settings.path
+        if not Path(settings.path).is_absolute() and old.is_file():
+            raise StateError(
+                f"no state at {path}, but there is one at {old}, where state was kept before "
+                "it moved into the configuration directory: move it there (with its "
+                f"audit.log.jsonl): mkdir -p {path.parent} && mv {old.parent}/* {path.parent}/"
+            )
+        if not create:
+            return None
     if path.is_file() and path.stat().st_size == 0 and not init_state:
         raise StateError(
             f"state file {path} is empty (0 bytes): it is not a state, and starting a new "
             "one would forget every number the old state managed. Restore it from a "
             "backup or `state import` an export; or, to start from nothing, pass --init-state"
         )
-    return open_state("sqlite", path=path, create=create)
+    return _claimed(open_state("sqlite", path=path, create=create), desired, str(path), write)
+
+
+def _claimed(state: StateBackend, desired: Desired, where: str, write: bool) -> StateBackend:
+    """``state`` if it belongs to this configuration; a state nobody claimed yet is
+    claimed by the first run that writes it."""
+    this = desired.configuration
+    try:
+        recorded = state.configuration()
+        if recorded is None:
+            if write:
+                state.claim_configuration(this)
+        elif recorded != this:
+            raise StateError(
+                f"{where} belongs to the configuration {recorded!r}, not to {this!r} "
+                f"({desired.root}): each configuration needs its own state (set state.path "
+                f"or state.dsn), or, if this configuration was renamed, write "
+                f"`name: {recorded}` in its providers.yaml"
+            )
+    except BaseException:
+        state.close()
+        raise
+    return state
 
 
 def audit_log_dir(root: Path) -> Path:

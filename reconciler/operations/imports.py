@@ -246,6 +246,7 @@ def render_list_yaml(
     now: dt.datetime,
     schema_ref: str,
     files: int = 1,
+    adopted_now: bool = False,
 ) -> str:
     """The list file of one group: schema line, provenance header, list, sorted entries."""
     spec = target_spec(target, group.attrs)
@@ -262,9 +263,14 @@ def render_list_yaml(
         f"imported: {_count(sel.opt_outs, 'opt-out', 'opt-outs')} (the users' own, e.g. STOP "
         f"replies: they stay unmanaged), {sel.declared} already declared by other lists, "
         f"{_count(sel.protected, 'protected number', 'protected numbers')}, "
-        f"{_count(sel.invalid, 'invalid number', 'invalid numbers')}. These entries were "
-        "adopted into state (no provider was called): from now on, removing a number here "
-        "removes it from the provider on the next apply."
+        f"{_count(sel.invalid, 'invalid number', 'invalid numbers')}. "
+        + (
+            "These entries were adopted into state (no provider was called): from now on, "
+            "removing a number here removes it from the provider on the next apply."
+            if adopted_now
+            else "The next plan shows them as adopt and apply records them in state (no "
+            "provider call); from then on, removing a number here removes it from the provider."
+        )
     )
     lines = [
         f"# yaml-language-server: $schema={schema_ref}",
@@ -296,6 +302,7 @@ class ImportOptions:
     out: Path | None = None
     force: bool = False
     now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC).replace(microsecond=0))
+    adopt_now: bool = False  # record the entries in state at once (no plan, no review)
 
 
 @dataclass
@@ -304,6 +311,7 @@ class ImportResult:
     selection: Selection
     written: list[tuple[Path, int]]  # (file, entries)
     adopted: int
+    adopted_now: bool = False
 
     def describe(self) -> list[str]:
         """What a person reads after an import."""
@@ -316,10 +324,15 @@ class ImportResult:
             )
         for path, n in self.written:
             out.append(f"Wrote {path} ({_entries(n)}).")
-        if self.written:
+        if self.written and self.adopted_now:
             out.append(
                 f"Adopted {_entries(self.adopted)} of {self.target.name} into state "
                 "(no provider was called)."
+            )
+        elif self.written:
+            out.append(
+                "State is unchanged: commit the file; the next `blocklist plan` shows its "
+                "entries as adopt, and `blocklist apply` records them (no provider call)."
             )
         out.append(
             f"Not imported: {_count(sel.opt_outs, 'opt-out', 'opt-outs')} (the users' own; "
@@ -367,39 +380,57 @@ async def run_import(options: ImportOptions, ui: UI | None = None) -> ImportResu
             "apply. Write the file inside the lists directory."
         )
 
-    state = open_run_state(desired.config, directory, create=True)
+    if not options.adopt_now:
+        # Terraform's import blocks: the list file is the change; the next plan shows
+        # its entries as adopt and apply records them. Nothing is written to state, so
+        # a list file not merged yet cannot make another branch's plan remove them.
+        async with Connections(desired.config, directory) as conns:
+            live = (await refresh_targets(conns, [target], ui))[target.name] or {}
+        return _import(desired, target, live, options, None)
+    state = open_run_state(desired, directory, create=True)
     assert state is not None
     try:
         state.acquire_lock(current_lock_info("import"), timeout=desired.config.state.lock_timeout)
         try:
             async with Connections(desired.config, directory) as conns:
                 live = (await refresh_targets(conns, [target], ui))[target.name] or {}
-            # files this import may overwrite (with --force) do not count as declaring
-            # their numbers: their entries are re-read from live
-            replaced = {
-                _display(directory, shown, path)
-                for path in candidate_paths(
-                    directory, target, live, caps.attribute_fields, options.out
-                )
-            }
-            declared = [
-                n
-                for n, e in desired.entries.get(target.name, {}).items()
-                if e.source.rsplit(":", 1)[0] not in replaced
-            ]
-            selection = select_entries(live, declared, desired.protected, caps.attribute_fields)
-            output_paths(directory, target, selection.groups, options.out)
-            written = _write_groups(directory, target, selection, options)
-            if not written:
-                return ImportResult(target, selection, [], 0)
-            adopted = _adopt(directory, shown, target, written, state)
-            return ImportResult(
-                target, selection, [(g.path, len(g.entries)) for g in written], adopted
-            )
+            return _import(desired, target, live, options, state)
         finally:
             state.release_lock()
     finally:
         state.close()
+
+
+def _import(
+    desired: Desired,
+    target: Target,
+    live: dict[str, LiveEntry],
+    options: ImportOptions,
+    state: StateBackend | None,
+) -> ImportResult:
+    """Choose, write and check the list file(s); with ``state``, adopt at once."""
+    directory = options.directory
+    shown = str(directory)
+    caps = adapter_class(target.type).capabilities
+    # files this import may overwrite (with --force) do not count as declaring
+    # their numbers: their entries are re-read from live
+    replaced = {
+        _display(directory, shown, path)
+        for path in candidate_paths(directory, target, live, caps.attribute_fields, options.out)
+    }
+    declared = [
+        n
+        for n, e in desired.entries.get(target.name, {}).items()
+        if e.source.rsplit(":", 1)[0] not in replaced
+    ]
+    selection = select_entries(live, declared, desired.protected, caps.attribute_fields)
+    output_paths(directory, target, selection.groups, options.out)
+    written = _write_groups(directory, target, selection, options)
+    files = [(g.path, len(g.entries)) for g in written if g.path is not None]
+    if not written or state is None:
+        return ImportResult(target, selection, files, 0, adopted_now=False)
+    adopted = _adopt(directory, shown, target, written, state)
+    return ImportResult(target, selection, files, adopted, adopted_now=True)
 
 
 def _write_groups(
@@ -421,6 +452,7 @@ def _write_groups(
             now=options.now,
             schema_ref=schema_reference(directory, g.path),
             files=len(groups),
+            adopted_now=options.adopt_now,
         )
         _write_atomic(g.path, text)
     try:

@@ -14,7 +14,7 @@ from pathlib import Path
 from ..connections import Connections
 from ..desired import Desired, load_desired
 from ..plan import Plan
-from .common import make_plan, open_run_state, select_targets
+from .common import build_plan, make_plan, managed_of, open_run_state, select_targets
 from .ui import UI
 
 
@@ -24,6 +24,7 @@ class PlanOptions:
     targets: tuple[str, ...] = ()
     now: dt.datetime | None = None  # None: the wall clock
     digest: bool = False  # record the desired-state digest (a plan to be saved)
+    refresh: bool = True  # False: plan against state alone (no provider is called)
 
 
 @dataclass
@@ -36,10 +37,18 @@ async def run_plan(options: PlanOptions, ui: UI | None = None) -> PlanResult:
     desired = load_desired(options.directory, str(options.directory))
     chosen = select_targets(desired, options.targets)
     now = options.now or dt.datetime.now(dt.UTC).replace(microsecond=0)
-    state = open_run_state(desired.config, options.directory, create=False)
+    state = open_run_state(desired, options.directory, create=False, write=False)
     try:
-        async with Connections(desired.config, options.directory) as conns:
-            the_plan, _ = await make_plan(desired, conns, chosen, state, now, ui)
+        if options.refresh:
+            async with Connections(desired.config, options.directory) as conns:
+                the_plan, _ = await make_plan(desired, conns, chosen, state, now, ui)
+        else:
+            # no credential, no request: state stands in for every target's live state,
+            # as it does for a provider that cannot list (a fork's pull request has no
+            # secrets; the plan says so, and apply never takes it for the real one)
+            managed = managed_of(state, chosen)
+            the_plan = build_plan(desired, chosen, dict.fromkeys(managed), managed, now, state)
+            the_plan.refreshed = False
     finally:
         if state is not None:
             state.close()

@@ -28,9 +28,9 @@ from .common import open_run_state
 Confirm = Callable[[str, str], bool]
 
 
-def open_existing_state(directory: Path) -> StateBackend:
+def open_existing_state(directory: Path, *, write: bool = False) -> StateBackend:
     desired = load_desired(directory, str(directory))
-    backend = open_run_state(desired.config, directory, create=False)
+    backend = open_run_state(desired, directory, create=False, write=write)
     if backend is None:
         raise StateError("no state yet (run `blocklist apply` first)")
     return backend
@@ -78,7 +78,7 @@ def find_number(directory: Path, number: str) -> tuple[str, list[tuple[str, Mana
 def forget_number(directory: Path, number: str, target: str) -> str:
     """Forget ``number`` for ``target`` without any API call (under the lock)."""
     e164 = e164_of(number)
-    with open_existing_state(directory) as backend:
+    with open_existing_state(directory, write=True) as backend:
         backend.acquire_lock(current_lock_info("state rm"), timeout=_lock_timeout(directory))
         if not backend.forget(target, e164):
             raise StateError(f"{e164} is not in state for {target}")
@@ -88,7 +88,7 @@ def forget_number(directory: Path, number: str, target: str) -> str:
 def move_target(directory: Path, source: str, destination: str) -> int:
     """Give ``source``'s managed entries to ``destination`` (after renaming a group,
     say), under the lock; no provider is called."""
-    with open_existing_state(directory) as backend:
+    with open_existing_state(directory, write=True) as backend:
         backend.acquire_lock(current_lock_info("state mv"), timeout=_lock_timeout(directory))
         known = backend.targets()
         if source not in known:
@@ -116,7 +116,7 @@ def export_state(directory: Path, file: Path) -> tuple[str, int]:
 def import_state(directory: Path, file: Path, confirm: Confirm) -> tuple[str, int] | None:
     """Replace the state with an export (under the lock); None when not confirmed."""
     desired = load_desired(directory, str(directory))
-    backend = open_run_state(desired.config, directory, create=True)
+    backend = open_run_state(desired, directory, create=True)
     assert backend is not None
     with backend:
         backend.acquire_lock(
@@ -133,7 +133,7 @@ def import_state(directory: Path, file: Path, confirm: Confirm) -> tuple[str, in
 
 def unlock(directory: Path, confirm: Confirm) -> tuple[LockInfo | None, bool]:
     """(who held the lock, whether it was broken)."""
-    with open_existing_state(directory) as backend:
+    with open_existing_state(directory, write=True) as backend:
         holder = backend.lock_holder()
         if holder is None:
             return None, False

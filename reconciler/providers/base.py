@@ -230,7 +230,16 @@ class ProviderAdapter:
                         raise
                     self._auth_proven = True
                     return result
-        return await call()
+        try:
+            return await call()
+        except AuthError as exc:  # refused after all (a token revoked mid-run): stop too
+            self._auth_failure = exc
+            raise
+
+    @property
+    def credential_proven(self) -> bool:
+        """Whether a request of this instance got an answer that was not about auth."""
+        return self._auth_proven
 
     async def read(self, call: Callable[[], Awaitable[T]]) -> T:
         """Run one idempotent read request, re-sent under ``read_policy``.

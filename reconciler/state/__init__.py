@@ -51,12 +51,15 @@ def open_state(
     path: str | Path | None = None,
     dsn: str | None = None,
     create: bool = True,
+    read_only: bool = False,
 ) -> StateBackend:
     """Open (and, with ``create``, create or migrate) the state of ``backend``.
 
     ``path`` is the SQLite file (default ``.blocklist/state.db``); ``dsn`` the
-    PostgreSQL connection string. Raises ``StateError`` when the state is missing
-    (``create=False``), corrupt, too new for this tool or unreachable.
+    PostgreSQL connection string. ``read_only`` (plan, audit, why with a read-only
+    DSN) never writes: no schema is created or migrated, the session is read-only.
+    Raises ``StateError`` when the state is missing (``create=False``), corrupt, too
+    new for this tool, unreachable, or (not ``read_only``) not writable.
     """
     if backend == "sqlite":
         from .sqlite import SqliteState
@@ -67,7 +70,7 @@ def open_state(
             raise StateError("the postgres state backend needs a DSN (state.dsn)")
         from .postgres import PostgresState
 
-        return PostgresState(dsn, create=create)
+        return PostgresState(dsn, create=create, read_only=read_only)
     raise StateError(f"unknown state backend {backend!r} (expected one of: {', '.join(BACKENDS)})")
 
 

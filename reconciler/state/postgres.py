@@ -128,8 +128,9 @@ class PostgresState(SqlState):
     placeholder = "%s"
     attrs_read = "attrs::text"
 
-    def __init__(self, dsn: str, create: bool = True) -> None:
+    def __init__(self, dsn: str, create: bool = True, read_only: bool = False) -> None:
         self._dsn = dsn
+        self.read_only = read_only
         self.masked_dsn = mask_dsn(dsn)
         self._password = _dsn_password(dsn)
         self._lock_conn: psycopg.Connection[Any] | None = None
@@ -137,6 +138,8 @@ class PostgresState(SqlState):
         self._conn: psycopg.Connection[Any] | None = self._connect()
         try:
             self._ensure_schema(create)
+            if not read_only:
+                self._check_writable()
         except BaseException:
             self.close()
             raise
@@ -155,6 +158,10 @@ class PostgresState(SqlState):
             ) from None
         params.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
         params.setdefault("application_name", "blocklist")
+        if self.read_only:  # the server refuses any write in this session
+            params["options"] = (
+                params.get("options", "") + " -c default_transaction_read_only=on"
+            ).strip()
         try:
             return psycopg.connect(autocommit=True, **params)
         except psycopg.Error as exc:
@@ -237,6 +244,16 @@ class PostgresState(SqlState):
             return
         if version > SCHEMA_VERSION:
             raise self._too_new(version)
+        if self.read_only:
+            if version == 0:
+                raise StateError(
+                    f"no state in the PostgreSQL database {self.masked_dsn} (run an apply first)"
+                )
+            raise StateError(
+                f"the PostgreSQL state at {self.masked_dsn} has schema version {version}; this "
+                f"tool reads {SCHEMA_VERSION}, and a read-only DSN cannot upgrade it: run an "
+                "apply (read-write state.dsn) first"
+            )
         with self._write("creating or migrating the schema") as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
             version = self._schema_version(conn)  # another runner may have done it
@@ -260,6 +277,20 @@ class PostgresState(SqlState):
                     "UPDATE blocklist_meta SET schema_version = %s WHERE id = 1",
                     (SCHEMA_VERSION,),
                 )
+
+    def _check_writable(self) -> None:
+        """Apply and the state commands write: refuse a role that cannot, at once and
+        plainly, before any lock is taken or any request sent."""
+        rows = self._read(
+            "SELECT has_table_privilege('blocklist_entries', 'INSERT,UPDATE,DELETE'), "
+            "has_table_privilege('blocklist_lock', 'INSERT,DELETE')"
+        )
+        if not all(rows[0]):
+            raise StateError(
+                f"the PostgreSQL role of {self.masked_dsn} cannot write the state (it may "
+                "only read): apply needs the read-write DSN (state.dsn); a read-only role "
+                "belongs in state.read_dsn, for plan, audit and why"
+            )
 
     def _schema_version(self, conn: psycopg.Connection[Any]) -> int:
         (exists,) = conn.execute("SELECT to_regclass('blocklist_meta') IS NOT NULL").fetchone()

@@ -39,12 +39,14 @@ def mask_text(text: str) -> str:
 
 
 def group_thousands(n: int) -> str:
-    """``9870`` -> ``9 870`` (as DESIGN writes large counts)."""
-    return f"{n:,}".replace(",", " ")
+    """``9870`` -> ``9,870``: one separator in plans, reports, audits and markdown. A
+    comma, not a space: a plain space lets a table cell wrap a count ("8 / 731"), and
+    a narrow no-break space is invisible in many terminal fonts and logs."""
+    return f"{n:,}"
 
 
 def plural(n: int, one: str, many: str) -> str:
-    """``1 number``, ``9 870 numbers``."""
+    """``1 number``, ``9,870 numbers``."""
     return f"{group_thousands(n)} {one if n == 1 else many}"
 
 
@@ -59,7 +61,14 @@ def clean(text: str) -> str:
 
 def day(value: dt.datetime | None) -> str:
     """A date when the instant is UTC midnight, else the full instant; "" for None."""
-    text = iso(value) or ""
+    return day_of(iso(value))
+
+
+def day_of(text: str | None) -> str:
+    """``day`` of an instant already written as ``iso`` does (``2027-03-01T00:00:00Z``
+    -> ``2027-03-01``); "" for None. Lists mostly give dates: a time of day only when
+    there is one keeps the columns narrow."""
+    text = text or ""
     return text[:10] if text.endswith("T00:00:00Z") else text
 
 
@@ -88,10 +97,11 @@ class Section(Protocol):
         ...
 
 
-def share_lines(sections: list[Section], budget: int) -> None:
+def share_lines(sections: list[Section], budget: int) -> int:
     """Give each section one more line in turn while it fits: equal line counts, and
-    a document that never passes ``budget`` characters. Sections are framed whole by
-    their caller (a ``<details>`` block is never cut open)."""
+    a document that never passes ``budget`` characters; returns what is left of the
+    budget. Sections are framed whole by their caller (a ``<details>`` block is never
+    cut open)."""
     pending = {i: s.candidates() for i, s in enumerate(sections)}
     while pending:
         for i in list(pending):
@@ -101,3 +111,13 @@ def share_lines(sections: list[Section], budget: int) -> None:
                 continue
             budget -= len(line)
             sections[i].lines.append(line)
+    return budget
+
+
+def share_lines_by_priority(tiers: list[list[Section]], budget: int) -> int:
+    """``share_lines`` tier after tier: no line of a later tier is taken while a line
+    of an earlier one still fits (destructive changes before adds); returns what is
+    left of the budget."""
+    for sections in tiers:
+        budget = share_lines(sections, budget)
+    return budget
