@@ -506,7 +506,7 @@ def expected_reads(type_name: str, live: int) -> int:
     if type_name == "phonely":
         return 1
     if type_name == "kaleyra":
-        return live // 100 + 1  # no total: read until a page comes back short
+        return math.ceil(live / 100) + 1  # no total: read until a page comes back empty
     if type_name == "wooxy":
         return max(1, math.ceil(live / 100))
     return max(1, math.ceil(live / 30))  # LOX24: the server's page size is 30

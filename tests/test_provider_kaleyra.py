@@ -1,8 +1,9 @@
-"""KaleyraAdapter against the Kaleyra emulator over real loopback HTTP."""
+"""KaleyraAdapter against the Kaleyra emulator over real loopback HTTP, in every dialect."""
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -14,7 +15,7 @@ from reconciler.errors import AuthError, CredentialError, ProviderError, Retryab
 from reconciler.providers import adapter_class
 from reconciler.providers.kaleyra import KaleyraAdapter, mobile_query
 from reconciler.sandbox.faults import Faults, FaultSpec
-from reconciler.sandbox.kaleyra import KaleyraEmulator
+from reconciler.sandbox.kaleyra import KaleyraEmulator, KaleyraQuirks
 
 CREDS = dict(KaleyraEmulator.credentials)
 SID = CREDS["sid"]
@@ -37,9 +38,17 @@ def removes(nums: list[str]) -> list[Op]:
 
 
 def populate(em: KaleyraEmulator, channel: str, nums: list[str], shown=lambda n: n) -> None:
+    """Store numbers as a CSV import would, under the key the dialect matches them by."""
     entries = em.state["channels"][channel]
     for n in nums:
-        entries[n] = {"mobile": shown(n), "added_at": "2026-01-01T00:00:00Z", "origin": "api"}
+        record = {"mobile": shown(n), "added_at": "2026-01-01T00:00:00Z", "origin": "api"}
+        entries[em._key(shown(n))] = record
+
+
+def gets(em: KaleyraEmulator, *lists: int) -> int:
+    """GET requests to read lists of these sizes: a page per ``page_cap`` rows, and
+    the empty page that ends each read."""
+    return sum(math.ceil(n / em.quirks.page_cap) + 1 for n in lists)
 
 
 def on(channel: str, em: KaleyraEmulator) -> list[str]:
@@ -63,7 +72,8 @@ def run(plug):
         options: dict[str, Any] | None = None,
     ) -> Any:
         async def main(url: str) -> Any:
-            async with httpx.AsyncClient(base_url=url) as client:
+            # plain-HTTP loopback: verify=False skips building a TLS context (50 ms each)
+            async with httpx.AsyncClient(base_url=url, verify=False) as client:
                 adapter = KaleyraAdapter("kaleyra", client, creds or CREDS, options)
                 return await work(adapter)
 
@@ -73,14 +83,24 @@ def run(plug):
     return run_
 
 
-@pytest.fixture
-def em(tmp_path) -> KaleyraEmulator:
-    return KaleyraEmulator(state_path=tmp_path / "kaleyra.json")
+@pytest.fixture(params=list(KaleyraEmulator.dialects))
+def dialect(request) -> str:
+    """Every test using an emulator runs against every dialect."""
+    return request.param
 
 
 @pytest.fixture
-def empty(tmp_path) -> KaleyraEmulator:
-    return KaleyraEmulator(state_path=tmp_path / "empty.json", seed=False)
+def em(tmp_path, dialect) -> KaleyraEmulator:
+    return KaleyraEmulator(state_path=tmp_path / "kaleyra.json", dialect=dialect)
+
+
+@pytest.fixture
+def empty(dialect) -> KaleyraEmulator:
+    return KaleyraEmulator(state_path=None, seed=False, persist=False, dialect=dialect)
+
+
+def quirks(em: KaleyraEmulator) -> KaleyraQuirks:
+    return em.quirks
 
 
 # -- declaration ----------------------------------------------------------------------------
@@ -125,24 +145,32 @@ def test_repr_and_missing_credential_never_show_values(empty, run):
 # -- refresh --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("n, requests", [(0, 1), (1, 1), (250, 3), (10_000, 101)])
-def test_refresh_pages_sequentially(empty, n, requests, run):
-    """limit=100 pages by offset until a short page (no total count)."""
+@pytest.mark.parametrize("n", [0, 1, 100, 250, 2000])
+def test_refresh_pages_sequentially_until_an_empty_page(empty, n, run):
+    """limit=100 pages by offset, stepping by the rows received, until an empty page (no
+    total count): a server that caps pages lower (strict: 50, lean: 20) is read whole."""
     populate(empty, "sms", numbers(n))
     populate(empty, "voice", numbers(7, start=90_000))  # other channels are not read
     live = run(empty, lambda a: a.refresh(SMS))
     assert [e.number for e in live] == numbers(n)
     assert all(e.raw == e.number and not e.opt_out and e.attrs == () for e in live)
     counters = empty.counters.to_dict()
-    assert counters["requests"] == {GET: requests}
+    assert counters["requests"] == {GET: gets(empty, n)}
     assert counters["limit_violations"] == {}
     assert counters["max_in_flight"] == 1
 
 
 def test_refresh_of_the_seed(em, run):
-    """The seed's sms entries; whatsapp's is another target's."""
+    """The seed's sms entries (alt: and a CSV import's 919812300005); whatsapp's is
+    another target's."""
     live = run(em, lambda a: a.refresh(SMS))
-    assert [e.number for e in live] == ["+919812300002", "+919812300003", "+919876543210"]
+    imported = [("+919812300005", "919812300005")] if quirks(em).imported else []
+    assert [(e.number, e.raw) for e in live] == [
+        ("+919812300002", "+919812300002"),
+        ("+919812300003", "+919812300003"),
+        ("+919876543210", "+919876543210"),
+        *imported,
+    ]
 
 
 def test_refresh_normalises_other_formats_to_e164(empty, run):
@@ -157,7 +185,8 @@ def test_refresh_normalises_other_formats_to_e164(empty, run):
     assert [(e.number, e.raw) for e in live] == list(shown.items())
 
 
-def test_refresh_sends_the_documented_query(empty, run):
+def test_refresh_sends_the_documented_query(dialect, run):
+    """limit=100 always; the offset steps by the rows each page held."""
     seen: list[str] = []
 
     class Spy(KaleyraEmulator):
@@ -165,13 +194,67 @@ def test_refresh_sends_the_documented_query(empty, run):
             seen.append(request.url.query.decode())
             return super().route(request)
 
-    spy = Spy(state_path=None, seed=False, persist=False)
+    spy = Spy(state_path=None, seed=False, persist=False, dialect=dialect)
     populate(spy, "whatsapp", numbers(100))
     run(spy, lambda a: a.refresh(Target("k/whatsapp", "k", "kaleyra", (("channel", "whatsapp"),))))
-    assert seen == [
-        "channel=whatsapp&limit=100&offset=0",
-        "channel=whatsapp&limit=100&offset=100",
+    step = spy.quirks.page_cap
+    assert seen == [f"channel=whatsapp&limit=100&offset={o}" for o in range(0, 100 + step, step)]
+
+
+def test_national_and_unparseable_numbers(empty, run):
+    """Live numbers are read as declared ones: national ones with the instance's
+    default_region; without it (or unreadable) they are unparsed, never touched."""
+    populate(empty, "voice", ["09812300006", "+919812300007"])
+    populate(empty, "voice", ["garbage"])
+    with_in = run(empty, lambda a: a.refresh(VOICE), options={"default_region": "IN"})
+    without = run(empty, lambda a: a.refresh(VOICE))
+    assert [(e.number, e.raw, e.unparsed) for e in with_in] == [
+        ("+919812300006", "09812300006", False),
+        ("+919812300007", "+919812300007", False),
+        ("?garbage", "garbage", True),
     ]
+    assert [(e.number, e.unparsed) for e in without] == [
+        ("?09812300006", True),
+        ("+919812300007", False),
+        ("?garbage", True),
+    ]
+
+
+def test_a_number_stored_without_plus_is_removed_in_its_stored_form(empty, run):
+    """A CSV import's "919812300005": read as +919812300005, and removed by sending the
+    stored form (a server matching exactly keeps it otherwise, alt). A server that wants
+    "+" refuses that form: the E.164 form is sent instead, once, in the same send."""
+    populate(empty, "sms", ["919812300005", "+919812300008"])
+
+    async def work(adapter: KaleyraAdapter):
+        live = await adapter.refresh(SMS)
+        ops = removes(["+919812300005"]) + adds(["+919812300009"])
+        return live, await adapter.send(SMS, Batch(ops))
+
+    live, result = run(empty, work)
+    assert [(e.number, e.raw) for e in live] == [
+        ("+919812300005", "919812300005"),
+        ("+919812300008", "+919812300008"),
+    ]
+    assert [o.status for o in result.outcomes] == ["done", "done"]
+    assert on("sms", empty) == ["+919812300008", "+919812300009"]
+    posts = 1 if quirks(empty).plus_optional else 2
+    assert empty.counters.to_dict()["requests"][POST] == posts
+
+
+def test_a_number_stored_in_two_forms_loses_both(empty, run):
+    """The same number held as "919812300005" and "+919812300005" (alt keeps both): one
+    live entry, and its remove sends both forms."""
+    populate(empty, "sms", ["919812300005", "+919812300005"])
+
+    async def work(adapter: KaleyraAdapter):
+        live = await adapter.refresh(SMS)
+        return live, await adapter.send(SMS, Batch(removes(["+919812300005"])))
+
+    live, result = run(empty, work)
+    assert [e.number for e in live] == ["+919812300005"]
+    assert result.outcomes[0].status == "done"
+    assert on("sms", empty) == []
 
 
 # -- the mobile filter and the + quirk --------------------------------------------------------
@@ -184,26 +267,31 @@ def test_mobile_query_encodes_plus_and_comma():
 
 
 def test_blocklisted_via_mobile_filter_matches_encoded_and_raw_plus(em, run, plug):
-    """The helper's %2B form and the doc's raw + form find the same numbers."""
+    """The helper's %2B form finds the numbers in every dialect; the doc's raw + form
+    too, except where the server needs %2B (strict: a raw + is a space)."""
     asked = ["+919812300002", "+919812300004", "+14155550123", *numbers(150)]
     populate(em, "sms", numbers(3, start=140))
     found = run(em, lambda a: a.blocklisted(SMS, asked))
     assert found == {"+919812300002", *numbers(3, start=140)}
     assert em.counters.to_dict()["requests"] == {GET: 2}  # 153 numbers, 100 per request
     assert em.counters.to_dict()["limit_violations"] == {}
-    with plug(em) as url, httpx.Client(base_url=url, headers={"api-key": CREDS["api_key"]}) as c:
+    headers = {"api-key": CREDS["api_key"]}
+    with plug(em) as url, httpx.Client(base_url=url, headers=headers, verify=False) as c:
         path = f"/v1/{SID}/contacts/blocklisted?channel=sms"
         encoded = c.get(f"{path}&{mobile_query(['+919812300002', '+919812300003'])}").json()
-        raw = c.get(f"{path}&mobile=+919812300002%2C+919812300003").json()
-    assert encoded == raw
-    assert [r["mobile"] for r in raw["data"]] == ["+919812300002", "+919812300003"]
+        raw = c.get(f"{path}&mobile=+919812300002%2C+919812300003")
+    assert [r["mobile"] for r in encoded["data"]] == ["+919812300002", "+919812300003"]
+    if quirks(em).mobile_plus == "encoded":
+        assert raw.status_code == 400
+    else:
+        assert encoded == raw.json()
 
 
 # -- batches --------------------------------------------------------------------------------
 
 
 def test_batches_share_requests_at_phase_zero(empty):
-    adapter = KaleyraAdapter("kaleyra", httpx.AsyncClient(), CREDS)
+    adapter = KaleyraAdapter("kaleyra", httpx.AsyncClient(verify=False), CREDS)
     exactly = adapter.batches(SMS, removes(numbers(40)), adds(numbers(60, 100)), {})
     assert [(len(b.ops), b.phase) for b in exactly] == [(100, 0)]
     over = adapter.batches(SMS, removes(numbers(40)), adds(numbers(61, 100)), {})
@@ -214,14 +302,14 @@ def test_batches_share_requests_at_phase_zero(empty):
 
 
 def test_batches_respect_batch_size_option():
-    adapter = KaleyraAdapter("kaleyra", httpx.AsyncClient(), CREDS, {"batch_size": 500})
+    adapter = KaleyraAdapter("kaleyra", httpx.AsyncClient(verify=False), CREDS, {"batch_size": 500})
     assert [len(b.ops) for b in adapter.batches(SMS, [], adds(numbers(150)), {})] == [100, 50]
-    adapter = KaleyraAdapter("kaleyra", httpx.AsyncClient(), CREDS, {"batch_size": 30})
+    adapter = KaleyraAdapter("kaleyra", httpx.AsyncClient(verify=False), CREDS, {"batch_size": 30})
     assert [len(b.ops) for b in adapter.batches(SMS, [], adds(numbers(70)), {})] == [30, 30, 10]
 
 
 def test_batches_fall_back_to_phases_if_a_number_is_both_removed_and_added():
-    adapter = KaleyraAdapter("kaleyra", httpx.AsyncClient(), CREDS)
+    adapter = KaleyraAdapter("kaleyra", httpx.AsyncClient(verify=False), CREDS)
     out = adapter.batches(SMS, removes(["+14155550123"]), adds(["+14155550123"]), {})
     assert [([o.kind for o in b.ops], b.phase) for b in out] == [(["remove"], 0), (["add"], 1)]
 
@@ -351,12 +439,95 @@ def test_429_surfaces_retry_after(tmp_path, run):
     assert on("sms", em) == ["+919812300002", "+919812300003", "+919876543210"]
 
 
-def test_5xx_is_retryable(tmp_path, run):
-    em = KaleyraEmulator(state_path=tmp_path / "s.json", faults="5xx=1.0")
+def test_a_failing_server_is_retryable(dialect, run):
+    """A failing server (500 "WA500", or lean's 200 "CNT195" "Unable to ...") is
+    transient: a refresh raises RetryableError, a send raises it or leaves every op
+    retryable."""
+    em = KaleyraEmulator(state_path=None, persist=False, faults="5xx=1.0", dialect=dialect)
     with pytest.raises(RetryableError) as err:
         run(em, lambda a: a.refresh(SMS))
-    assert err.value.status == 500
+    assert err.value.status == em.quirks.failure[0]
     assert SID not in str(err.value)
+    if em.quirks.failure[0] >= 500:  # the whole request failed: raised, for the executor
+        with pytest.raises(RetryableError):
+            run(em, lambda a: a.send(SMS, Batch(adds(numbers(2)))))
+    else:  # an answer, in words that are not a documented refusal
+        result = run(em, lambda a: a.send(SMS, Batch(adds(numbers(2)))))
+        assert [o.status for o in result.outcomes] == ["retryable"] * 2
+        assert all(o.reason for o in result.outcomes)
+
+
+@pytest.mark.parametrize(
+    "reply, status",
+    [
+        (
+            httpx.Response(
+                400,
+                json={
+                    "code": "WA400",
+                    "message": "Refer to correct payload format",
+                    "data": {},
+                    "error": {"payload": "Incorrect payload format"},
+                },
+            ),
+            "failed",
+        ),
+        (
+            httpx.Response(
+                400,
+                json={
+                    "code": "E110",
+                    "message": "Please check your balance, You have a low balance!",
+                    "data": {},
+                    "error": {"balance": "Please check your balance, You have a low balance!"},
+                },
+            ),
+            "failed",
+        ),
+        (
+            httpx.Response(400, json={"code": "CNT400", "message": "Try later", "data": []}),
+            "retryable",
+        ),
+        (
+            httpx.Response(409, json={"code": "X1", "message": "Busy", "error": {"e": "Busy"}}),
+            "retryable",
+        ),
+        (httpx.Response(404, json={"code": "WA404", "message": "Resource not found"}), "retryable"),
+        (
+            httpx.Response(
+                200, json={"code": "CNT195", "message": "Unable", "error": {"d": "Unable"}}
+            ),
+            "retryable",
+        ),
+        (
+            httpx.Response(202, json={"code": "E429", "message": "Slow down", "error": {"e": "x"}}),
+            "retryable",
+        ),
+    ],
+    ids=["WA400", "E110", "400 other code", "409", "404", "CNT195 under 200", "code under 202"],
+)
+def test_only_documented_refusals_fail_for_good(reply, status, run):
+    """Recognised by exclusion: the documented "WA400" payload and "E110" low-balance
+    refusals fail their ops; any other error code or status (not auth) is retryable."""
+    em = Scripted(state_path=None, persist=False)
+    em.reply = reply
+    result = run(em, lambda a: a.send(SMS, Batch(adds(numbers(2)))))
+    assert [o.status for o in result.outcomes] == [status] * 2
+    assert all(o.reason for o in result.outcomes)
+
+
+def test_provider_words_never_show_the_sid_or_key(run):
+    """A body that echoes the SID of the URL path or the key: masked in raised errors
+    and in the outcomes' reasons alike."""
+    em = Scripted(state_path=None, persist=False)
+    echo = f"no account {SID} for key {CREDS['api_key']}"
+    em.reply = httpx.Response(400, json={"code": "CNT400", "message": echo, "data": []})
+    result = run(em, lambda a: a.send(SMS, Batch(adds(numbers(1)))))
+    assert result.outcomes[0].reason == "no account [redacted] for key [redacted]"
+    with pytest.raises(RetryableError) as err:
+        run(em, lambda a: a.refresh(SMS))
+    assert SID not in str(err.value) and CREDS["api_key"] not in str(err.value)
+    assert "no account [redacted]" in str(err.value)
 
 
 class Scripted(KaleyraEmulator):
@@ -432,14 +603,10 @@ def test_malformed_refresh_replies_are_provider_errors(tmp_path, reply, status, 
     [
         (HTML, 200, "not JSON"),
         (httpx.Response(200, content=b""), 200, "not JSON"),
-        (
-            httpx.Response(404, json={"code": "WA404", "message": "Resource not found"}),
-            404,
-            "Resource not found",
-        ),
+        (httpx.Response(404, text="Not Found"), 404, "not JSON"),
         (httpx.Response(200, json="ok"), 200, "not a JSON object"),
     ],
-    ids=["html", "empty", "404", "string"],
+    ids=["html", "empty", "404 text", "string"],
 )
 def test_malformed_send_replies_are_provider_errors(reply, status, words, run):
     em = Scripted(state_path=None, persist=False)
@@ -488,7 +655,7 @@ def test_in_body_codes_map_to_our_errors(run):
         200, json={"code": "CNT195", "message": "Unable", "data": [], "error": {"d": "Unable"}}
     )
     result = run(em, lambda a: a.send(SMS, Batch(adds(numbers(2)))))
-    assert [(o.status, o.reason) for o in result.outcomes] == [("failed", "Unable")] * 2
+    assert [(o.status, o.reason) for o in result.outcomes] == [("retryable", "Unable")] * 2
 
 
 def test_paging_that_does_not_advance_is_an_error(run):
@@ -517,7 +684,7 @@ def test_never_more_than_the_concurrency_limit_in_flight(tmp_path, options, cap,
         await asyncio.gather(*(adapter.send(SMS, b) for b in batches))
 
     run(em, work, options=options)
-    assert em.counters.to_dict()["max_in_flight"] == cap
+    assert 1 <= em.counters.to_dict()["max_in_flight"] <= cap  # never more (no timing)
     assert len(on("sms", em)) == 60
 
 
@@ -530,7 +697,7 @@ def test_adapter_survives_a_second_event_loop(empty, run, plug):
                 adapter.client = client
                 return len(await adapter.refresh(SMS))
 
-        adapter = KaleyraAdapter("kaleyra", httpx.AsyncClient(), CREDS)
+        adapter = KaleyraAdapter("kaleyra", httpx.AsyncClient(verify=False), CREDS)
         assert asyncio.run(once(adapter)) == 0
         assert asyncio.run(once(adapter)) == 0
 
@@ -544,6 +711,32 @@ def test_opt_outs_are_left_alone_by_a_managed_apply(em, run):
         return live, await adapter.refresh(SMS)
 
     before, after = run(em, work)
-    assert [e.number for e in after] == ["+919812300002", "+919812300003", "+14155550123"]
+    imported = ["+919812300005"] if quirks(em).imported else []
+    assert [e.number for e in after] == [
+        "+919812300002",
+        "+919812300003",
+        *imported,
+        "+14155550123",
+    ]
     assert {e.number for e in before} - {e.number for e in after} == {"+919876543210"}
     assert on("whatsapp", em) == ["+919812300004"]
+
+
+def test_apply_sized_request_counts(empty, run):
+    """The representative apply: 250 listed, 30 of them removed and 250 added (3 POSTs
+    of 100, adds and removes sharing them), then read again. Reads: a page per
+    page_cap rows and the empty page that ends each read."""
+    populate(empty, "sms", numbers(250))
+
+    async def work(adapter: KaleyraAdapter):
+        before = await adapter.refresh(SMS)
+        batches = adapter.batches(SMS, removes(numbers(30)), adds(numbers(250, 1000)), {})
+        for batch in batches:
+            assert all(o.status == "done" for o in (await adapter.send(SMS, batch)).outcomes)
+        return len(before), len(await adapter.refresh(SMS))
+
+    assert run(empty, work) == (250, 470)
+    counters = empty.counters.to_dict()
+    assert counters["requests"] == {GET: gets(empty, 250, 470), POST: 3}
+    assert counters["max_numbers"][POST] == 100
+    assert counters["limit_violations"] == {}

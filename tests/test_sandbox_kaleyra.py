@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 
@@ -9,6 +10,7 @@ import httpx
 import pytest
 
 from reconciler.sandbox import emulator_class
+from reconciler.sandbox.faults import Faults, FaultSpec
 from reconciler.sandbox.kaleyra import (
     AUTH_FAILED,
     BAD_PAYLOAD,
@@ -17,6 +19,7 @@ from reconciler.sandbox.kaleyra import (
     TOO_MANY_REQUESTS,
     UPDATED,
     KaleyraEmulator,
+    KaleyraQuirks,
     parse_mobiles,
 )
 
@@ -490,3 +493,105 @@ def test_added_at_uses_injected_clock(client, em):
     """Brief: time comes from self.clock()."""
     post(client, "voice", (1, ["+14155550123"]))
     assert em.state["channels"]["voice"]["+14155550123"]["added_at"] == "2027-01-15T08:00:00Z"
+
+
+# -- dialects: defensible answers where the docs are silent ----------------------------------
+
+
+@pytest.fixture
+def speak(plug):
+    """``with speak(dialect) as (em, client):`` a seeded emulator of that dialect, served."""
+
+    @contextlib.contextmanager
+    def make(dialect: str):
+        em = KaleyraEmulator(state_path=None, persist=False, dialect=dialect)
+        with plug(em) as url, httpx.Client(base_url=url, headers={"api-key": KEY}) as c:
+            yield em, c
+
+    return make
+
+
+def test_dialects_are_declared_with_notes():
+    """Every dialect has a one-line note; "default" is today's behaviour."""
+    assert set(KaleyraEmulator.dialects) == set(KaleyraEmulator.dialect_notes)
+    assert set(KaleyraEmulator.dialects) == {"default", "strict", "alt", "lean"}
+    assert KaleyraEmulator.dialects["default"] == KaleyraQuirks()
+    with pytest.raises(ValueError, match="unknown kaleyra dialect"):
+        KaleyraEmulator(dialect="chatty")
+
+
+@pytest.mark.parametrize(("dialect", "cap"), [("default", 100), ("strict", 50), ("lean", 20)])
+def test_page_cap_without_a_total(speak, dialect, cap):
+    """strict/lean: a GET page holds at most 50/20 rows whatever limit asks, and still
+    no total: only an empty page says the list is over."""
+    with speak(dialect) as (em, c):
+        populate(em, "voice", numbers(130))
+        first = c.get(PATH, params={"channel": "voice", "limit": 100, "offset": 0}).json()
+        assert [r["mobile"] for r in first["data"]] == numbers(min(cap, 100))
+        assert set(first) == {"code", "message", "data", "error"}
+        end = c.get(PATH, params={"channel": "voice", "limit": 100, "offset": 130}).json()
+        assert end["data"] == []
+
+
+def test_strict_needs_percent_encoded_plus_and_writes_data_lists(speak):
+    """strict: a raw + in mobile is a space, refused; %2B works; every error envelope
+    has data []; throttling is 429 "E429" with Retry-After."""
+    with speak("strict") as (em, c):
+        raw = c.get(f"{PATH}?mobile=+919812300002")
+        assert (raw.status_code, raw.json()) == (400, {**BAD_PAYLOAD, "data": []})
+        encoded = c.get(f"{PATH}?mobile=%2B919812300002").json()
+        assert [r["mobile"] for r in encoded["data"]] == ["+919812300002"]
+        em.faults = Faults(FaultSpec.parse("429=1.0,retry_after=4"))
+        throttled = c.get(PATH)
+        assert throttled.status_code == 429
+        assert throttled.json()["code"] == "E429"
+        assert throttled.json()["data"] == []
+        assert throttled.headers["Retry-After"] == "4"
+
+
+def test_alt_keeps_numbers_exactly_as_written(speak):
+    """alt: a CSV import's "919812300005" is kept as written; "+" is optional on input;
+    matching is exact, so "+919812300005" neither finds nor removes it; the success
+    is 202 "CNT202"; sms/voice are channel_type "2"/"1"; mobile takes + literally."""
+    with speak("alt") as (em, c):
+        assert "919812300005" in em.state["channels"]["sms"]
+        miss = c.get(PATH, params={"channel": "sms", "mobile": "+919812300005"}).json()
+        assert miss["data"] == []
+        hit = c.get(PATH, params={"channel": "sms", "mobile": "919812300005"}).json()
+        assert hit["data"] == [{"mobile": "919812300005", "channel_type": "2"}]
+        r = post(c, "sms", (0, ["+919812300005"]))
+        assert (r.status_code, r.json()["code"]) == (202, "CNT202")
+        assert "919812300005" in em.state["channels"]["sms"]
+        post(c, "sms", (0, ["919812300005"]))
+        assert "919812300005" not in em.state["channels"]["sms"]
+        post(c, "voice", (1, ["14155550123"]))
+        assert c.get(PATH, params={"channel": "voice"}).json()["data"] == [
+            {"mobile": "14155550123", "channel_type": "1"}
+        ]
+        literal = c.get(f"{PATH}?channel=sms&mobile=+919812300002").json()
+        assert [r["mobile"] for r in literal["data"]] == ["+919812300002"]
+
+
+def test_lean_rows_echo_and_failures(speak):
+    """lean: sms/voice rows carry no channel_type (whatsapp's "3" stays); the POST
+    success lists the numbers in data; error data is {}; a failing server answers 200
+    with the CNT195 "Unable to ..." sample."""
+    with speak("lean") as (em, c):
+        rows = c.get(PATH).json()["data"]
+        assert rows[0] == {"mobile": "+919812300002"}
+        assert {"mobile": "+919812300004", "channel_type": "3"} in rows
+        r = post(c, "voice", (1, ["+14155550123"]), (0, ["+14155550124"]))
+        assert r.status_code == 200
+        assert r.json()["data"] == [
+            {"mobile": "+14155550123", "blocklist_status": 1},
+            {"mobile": "+14155550124", "blocklist_status": 0},
+        ]
+        bad = c.get(PATH, params={"channel": "email"}).json()
+        assert bad == {**BAD_PAYLOAD, "data": {}}
+        em.faults = Faults(FaultSpec.parse("5xx=1.0"))
+        fetch = c.get(PATH)
+        update = post(c, "voice", (1, ["+14155550125"]))
+        assert (fetch.status_code, fetch.json()["code"]) == (200, "CNT195")
+        assert fetch.json()["message"] == "Unable to fetch the blocklisted number"
+        assert update.json()["message"] == "Unable to update the blocklist status"
+        assert "+14155550125" not in em.state["channels"]["voice"]

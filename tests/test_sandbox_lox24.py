@@ -10,8 +10,9 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
+from reconciler.sandbox import emulator_class
 from reconciler.sandbox.faults import Faults, FaultSpec
-from reconciler.sandbox.lox24 import PAGE_SIZE, Lox24Emulator
+from reconciler.sandbox.lox24 import PAGE_SIZE, Lox24Emulator, canonical_phone
 
 TOKEN = "1234567:sandbox-lox24-key"
 AUTH = {"X-LOX24-AUTH-TOKEN": TOKEN}
@@ -473,7 +474,8 @@ def test_partial_failure_fault_is_a_500_item_not_stored(lox):
 
 
 def test_server_error_and_429_faults_in_lox24_shape(lox):
-    """Faults: 5xx and 429 answers carry the Hydra error shape, 429 with Retry-After."""
+    """Faults: 5xx and 429 answers carry the Hydra error shape, 429 with Retry-After;
+    an injected 429 is a throttle, never in the words of the IP lockout."""
     client = lox.client
     lox.use_faults("5xx=1.0")
     resp = client.get("/groups")
@@ -482,7 +484,7 @@ def test_server_error_and_429_faults_in_lox24_shape(lox):
     lox.use_faults("429=1.0,retry_after=7")
     resp = client.get("/groups")
     assert resp.status_code == 429 and resp.headers["Retry-After"] == "7"
-    assert resp.json()["hydra:description"] == TEXT_429
+    assert resp.json()["hydra:description"] == "Too Many Requests"
     assert lox.counters()["faults"] == {"429": 1}
 
 
@@ -510,3 +512,176 @@ def test_endpoint_labels_are_templates(lox):
     client.get("/groups/7116/phones")
     client.get("/groups/7116")
     assert set(lox.counters()["requests"]) == {"GET /groups/{id}/phones", "GET /groups/{id}"}
+
+
+# -- dialects: the defensible readings of what the docs leave open -------------------------
+
+
+@pytest.fixture
+def dialect(loopback, tmp_path):
+    """``dialect(name)``: a fresh emulator of that dialect, and clients as in ``lox``."""
+    made = []
+
+    def build(name: str) -> Sandbox:
+        clock = Clock()
+        emulator = Lox24Emulator(state_path=tmp_path / f"{name}.json", clock=clock, dialect=name)
+        url = loopback.plug(emulator)
+        client = httpx.Client(base_url=url, headers={**AUTH, **LD}, verify=TLS)
+        anon = httpx.Client(base_url=url, headers=LD, verify=TLS)
+        made.extend((client, anon))
+        return Sandbox(emulator, client, anon, clock)
+
+    yield build
+    for client in made:
+        client.close()
+
+
+def test_dialects_are_declared_with_a_note_each():
+    """Emulator seam: every dialect has options and a one-line note; unknown is refused."""
+    cls = emulator_class("lox24")
+    assert set(cls.dialects) == set(cls.dialect_notes) == {"default", "modern", "lean", "plain"}
+    assert cls.dialects["default"] == cls.dialects["default"].__class__()  # today's answers
+    with pytest.raises(ValueError, match="unknown lox24 dialect"):
+        Lox24Emulator(dialect="nope", persist=False)
+
+
+@pytest.mark.parametrize(("name", "size"), [("default", 30), ("modern", 50), ("lean", 10)])
+def test_page_size_per_dialect(dialect, name, size):
+    """[INFER] "API Platform default is 30 per page": 50 or 10 are as defensible."""
+    lox = dialect(name)
+    lox.emulator.add_phones(7200, [f"+49151200{i:05d}" for i in range(65)])
+    body = lox.client.get("/groups/7200/phones").json()
+    members = body.get("hydra:member", body.get("member"))
+    assert len(members) == size
+
+
+def test_modern_members_absolute_links_and_409(dialect):
+    """Doc-version quirk "member"; absolute hydra links on the request's host; a
+    duplicate refused with Doc 409 "Conflict - Entity already exists"."""
+    lox = dialect("modern")
+    lox.emulator.add_phones(7200, [f"+49151200{i:05d}" for i in range(60)])
+    body = lox.client.get("/groups/7200/phones").json()
+    assert "hydra:member" not in body and len(body["member"]) == 50
+    host = str(lox.client.base_url).rstrip("/")
+    assert body["hydra:view"]["hydra:next"] == f"{host}/groups/7200/phones?page=2"
+    items = [{"phone": "+4915120000000"}, {"phone": "0151 20000061"}, {"phone": "0151 20000061"}]
+    reply = lox.client.post("/groups/7200/phones/batch", json=items).json()
+    assert [m["status"] for m in reply["member"]] == [409, 201, 409]
+    assert reply["member"][0]["body"]["hydra:description"] == "Conflict - Entity already exists"
+    assert reply["member"][1]["body"]["phone"] == "+4915120000061"  # stored as E.164
+    single = lox.client.post("/groups/7200/phones", json={"phone": "+4915120000001"})
+    assert single.status_code == 409
+
+
+def test_modern_wrong_token_is_403_and_lockout_in_detail(dialect):
+    lox = dialect("modern")
+    bad = {"X-LOX24-AUTH-TOKEN": "1234567:wrong"}
+    for _ in range(4):
+        lox.clock.now += 5
+        resp = lox.anon.get("/groups", headers=bad)
+        assert resp.status_code == 403 and resp.json()["hydra:description"] == TEXT_401
+    resp = lox.client.get("/groups")
+    assert resp.status_code == 429
+    assert resp.headers["content-type"].startswith("application/problem+json")
+    assert resp.json()["detail"] == TEXT_429 and resp.headers["Retry-After"] == "600"
+
+
+def test_lean_partial_pagination_and_national_storage(dialect):
+    """No hydra:totalItems or hydra:last; hydra:next whenever a page is full (even the
+    last one); German phones stored national, others as E.164."""
+    lox = dialect("lean")
+    lox.client.post(
+        "/groups/7200/phones/batch",
+        json=[{"phone": f"+49151200{i:05d}"} for i in range(19)] + [{"phone": "+447911123456"}],
+    )
+    first = lox.client.get("/groups/7200/phones").json()
+    assert "hydra:totalItems" not in first and "hydra:last" not in first["hydra:view"]
+    assert first["hydra:member"][0]["phone"] == "015120000000"
+    second = lox.client.get("/groups/7200/phones?page=2").json()
+    assert second["hydra:member"][-1]["phone"] == "+447911123456"
+    assert second["hydra:view"]["hydra:next"] == "/groups/7200/phones?page=3"
+    third = lox.client.get("/groups/7200/phones?page=3").json()
+    assert third["hydra:member"] == [] and "hydra:next" not in third["hydra:view"]
+
+
+def test_lean_lockout_is_text_plain(dialect):
+    lox = dialect("lean")
+    for _ in range(4):
+        lox.anon.get("/groups", headers={"X-LOX24-AUTH-TOKEN": "1234567:wrong"})
+    resp = lox.client.get("/groups")
+    assert resp.status_code == 429 and resp.text == TEXT_429
+    assert resp.headers["content-type"].startswith("text/plain")
+
+
+def test_plain_answers_bare_arrays_even_to_ld_json(dialect):
+    """Doc: plain JSON collections are bare arrays; this dialect answers so whatever the
+    Accept header: no Hydra metadata, paged by ?page=N until an empty page."""
+    lox = dialect("plain")
+    lox.emulator.add_phones(7200, [f"+49151200{i:05d}" for i in range(31)])
+    page = lox.client.get("/groups/7200/phones").json()
+    assert isinstance(page, list) and len(page) == 30 and "@id" not in page[0]
+    assert len(lox.client.get("/groups/7200/phones?page=2").json()) == 1
+    assert lox.client.get("/groups/7200/phones?page=3").json() == []
+    reply = lox.client.post("/groups/7200/phones/batch", json=[{"phone": "+4915100000001"}])
+    assert reply.status_code == 201 and isinstance(reply.json(), list)
+    assert reply.json()[0]["status"] == 201 and "@id" not in reply.json()[0]["body"]
+    missing = lox.client.get("/groups/1/phones").json()
+    assert missing == {
+        "type": "/errors/404",
+        "title": "An error occurred",
+        "detail": "Resource not found",
+    }
+
+
+def test_plain_lockout_has_no_body(dialect):
+    lox = dialect("plain")
+    for _ in range(4):
+        lox.anon.get("/groups", headers={"X-LOX24-AUTH-TOKEN": "1234567:wrong"})
+    resp = lox.client.get("/groups")
+    assert (resp.status_code, resp.content) == (429, b"")
+    assert resp.headers["Retry-After"] == "600"
+
+
+@pytest.mark.parametrize(
+    ("name", "status"), [("default", 500), ("modern", 503), ("lean", 423), ("plain", 418)]
+)
+def test_injected_item_failures_have_the_dialects_status(dialect, name, status):
+    lox = dialect(name)
+    lox.emulator.faults = Faults(FaultSpec.parse("partial=1.0,reason=Queue full"))
+    reply = lox.client.post("/groups/7200/phones/batch", json=[{"phone": "+4915100000001"}]).json()
+    [item] = reply if isinstance(reply, list) else reply.get("hydra:member", reply.get("member"))
+    assert item["status"] == status
+    body = item["body"]
+    assert body.get("hydra:description", body.get("detail")) == "Queue full"
+    assert lox.emulator.phones_of(7200) == []
+
+
+@pytest.mark.parametrize(("name", "status"), [("default", None), ("modern", 503), ("lean", 423)])
+def test_injected_delete_failures_have_the_dialects_status(dialect, name, status):
+    lox = dialect(name)
+    pid = lox.emulator.phones_of(7116)[0]["id"]
+    lox.emulator.faults = Faults(FaultSpec.parse("partial=1.0"))
+    resp = lox.client.delete(f"/phones/{pid}")
+    assert resp.status_code == (status or 204)
+    assert len(lox.emulator.phones_of(7116)) == (3 if status else 2)
+
+
+def test_canonical_phone_reads_the_documented_forms():
+    """Doc (/sms): +491701234567, 00491701234567, 491701234567, national 01701234567."""
+    for raw in ("+491701234567", "00491701234567", "491701234567", "01701234567", "0170 123-4567"):
+        assert canonical_phone(raw) == "+491701234567"
+
+
+def test_the_lockout_outlives_the_emulator_instance(tmp_path):
+    """Each `blocklist plan` is a new process with a new in-process emulator on the same
+    state file: bad-auth GETs of earlier runs must count, and the lockout hold."""
+    clock = Clock()
+    path = tmp_path / "lox24.json"
+    bad = httpx.Request(
+        "GET", "http://sandbox.invalid/groups", headers={"X-LOX24-AUTH-TOKEN": "1:x"}
+    )
+    for _ in range(4):
+        clock.now += 5
+        assert Lox24Emulator(state_path=path, clock=clock).process(bad).status_code == 401
+    good = httpx.Request("GET", "http://sandbox.invalid/groups", headers=AUTH)
+    assert Lox24Emulator(state_path=path, clock=clock).process(good).status_code == 429

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from reconciler.sandbox import emulator_class
-from reconciler.sandbox.ozonetel import OzonetelEmulator
+from reconciler.sandbox.ozonetel import OzonetelEmulator, Quirks
 
 USER = OzonetelEmulator.credentials["username"]
 KEY = OzonetelEmulator.credentials["api_key"]
@@ -71,14 +71,12 @@ class Api:
         self.client = client
         self.token = new_token(client)
 
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
     def __call__(self, method: str, path: str, **body: object) -> dict:
-        return call(
-            self.client,
-            method,
-            path,
-            {"userName": USER, **body},
-            Authorization=f"Bearer {self.token}",
-        )
+        return call(self.client, method, path, {"userName": USER, **body}, **self.auth)
 
 
 def create(api: Api, name: str = "fraud", numbers: object = "9876543210", **extra) -> dict:
@@ -700,3 +698,228 @@ def test_counters_and_persistence(tmp_path, running) -> None:
     reloaded.reset()
     assert reloaded.members("fraud") == {}
     assert len(reloaded.members("vendor-spam")) == 2
+
+
+def test_partial_failure_on_delete(running) -> None:
+    """Faults: partial=1.0 on delete leaves the numbers in the group, under output.error
+    (as absent ones are: the reply cannot tell the two apart)."""
+    with running(faults="partial=1.0") as (emulator, client, _):
+        data = Api(client)("DELETE", DELETE, groupName="vendor-spam", blockNumbers=["9811100001"])
+        assert data["output"] == {"success": [], "error": ["9811100001"], "deleted": 0}
+        assert "+919811100001" in emulator.members("vendor-spam")
+        assert emulator.counters.faults == {"partial": 1}
+
+
+def test_issue_token_helper(running) -> None:
+    """Test helper: a token made as generateToken would (it voids the older one)."""
+    with running() as (emulator, client, _):
+        api = Api(client)
+        old = api.token
+        api.token = emulator.issue_token()
+        assert create(api, "g1")["status"] == "success"
+        api.token = old
+        assert create(api, "g2") == {"status": "error", "message": "Authentication failed"}
+
+
+# -- dialects ----------------------------------------------------------------------------------
+
+
+def test_dialects_are_declared_with_notes() -> None:
+    """Every dialect has a one-line note; an unknown one is refused, naming the known."""
+    assert set(OzonetelEmulator.dialects) == {"default", "strict", "alt", "lean"}
+    assert set(OzonetelEmulator.dialect_notes) == set(OzonetelEmulator.dialects)
+    assert all("\n" not in note for note in OzonetelEmulator.dialect_notes.values())
+    assert OzonetelEmulator.dialects["default"] == Quirks()
+    with pytest.raises(ValueError, match="known: default, strict, alt, lean"):
+        OzonetelEmulator(dialect="chatty")
+
+
+def raw(client: httpx.Client, method: str, path: str, body: object, **headers: str):
+    """(HTTP status, JSON body), whatever the status."""
+    resp = client.request(method, path, content=json.dumps(body), headers=headers)
+    return resp.status_code, resp.json()
+
+
+def test_strict_sends_body_level_errors_with_4xx(running) -> None:
+    """strict ([INFER] statuses): the documented bodies, each with a 4xx status."""
+    with running(dialect="strict") as (emulator, client, clock):
+        assert raw(client, "POST", TOKEN, {}, apiKey=KEY)[0] == 400
+        assert raw(client, "POST", TOKEN, {"userName": USER}, apiKey="no") == (
+            401,
+            {"status": "false", "message": "Invalid userName or apiKey", "data": None},
+        )
+        token = new_token(client)
+        auth = {"Authorization": f"Bearer {token}"}
+        body = {"userName": USER, "name": "X", "description": "desc", "blockNumbers": "1"}
+        assert raw(client, "POST", CREATE, body, **auth)[0] == 400
+        update = {"userName": USER, "groupName": "nope", "blockNumbers": ["9811100009"]}
+        update |= {"description": "desc", "expiryDate": "2031-01-01 00:00:00"}
+        assert raw(client, "PUT", UPDATE, update, **auth) == (
+            404,
+            {"status": "error", "message": "Invalid group id"},
+        )
+        assert raw(client, "PUT", UPDATE, update, Authorization="Bearer no")[0] == 401
+        for _ in range(9):
+            new_token(client)
+        assert raw(client, "POST", TOKEN, {"userName": USER}, apiKey=KEY)[0] == 403
+        clock.now += 3600
+        token = emulator.state["auth"]["token"]
+        assert raw(client, "PUT", UPDATE, update, Authorization=f"Bearer {token}") == (
+            401,
+            {"status": "false", "message": "Token Expired", "data": None},
+        )
+
+
+def test_strict_update_requires_description_and_an_expiry_date(running) -> None:
+    """strict: the update body's description and expiryDate are mandatory, and expiryDate
+    must be a date in the documented format ("" is not one)."""
+    full = {
+        "groupName": "vendor-spam",
+        "description": "desc",
+        "expiryDate": "2099-12-31 23:59:59",
+        "blockNumbers": ["9811100009"],
+    }
+    mandatory = {"status": "error", "message": "Parameters are mandatory"}
+    with running(dialect="strict") as (emulator, client, _):
+        api = Api(client)
+        for key in ("description", "expiryDate"):
+            without = {k: v for k, v in full.items() if k != key}
+            status, data = raw(client, "PUT", UPDATE, {"userName": USER, **without}, **api.auth)
+            assert (status, data) == (400, mandatory)
+        status, data = raw(
+            client, "PUT", UPDATE, {"userName": USER, **full, "expiryDate": ""}, **api.auth
+        )
+        assert data["errors"] == {
+            "expiryDate": "expiryDate must be in the format YYYY-MM-DD HH:MM:SS"
+        }
+        assert api("PUT", UPDATE, **full)["output"]["new"] == 1
+        assert "+919811100009" in emulator.members("vendor-spam")
+
+
+def test_strict_refuses_an_existing_name_as_invalid_data(running) -> None:
+    with running(dialect="strict") as (_, client, _):
+        api = Api(client)
+        body = {"name": "vendor-spam", "description": "desc", "blockNumbers": "9811100009"}
+        assert raw(client, "POST", CREATE, {"userName": USER, **body}, **api.auth) == (
+            400,
+            {
+                "status": "error",
+                "message": "invalid data",
+                "errors": {"name": "Name (vendor-spam) already exists"},
+            },
+        )
+
+
+def test_strict_delete_selects_the_group_by_id_only(running) -> None:
+    with running(dialect="strict") as (emulator, client, _):
+        api = Api(client)
+        data = api("DELETE", DELETE, id=1, groupName="ignored", blockNumbers=["9811100001"])
+        assert data["output"]["deleted"] == 1
+        assert call_status(client, api, groupName="vendor-spam") == (
+            404,
+            {"status": "error", "message": "Invalid group id"},
+        )
+        assert "+919811100002" in emulator.members("vendor-spam")
+
+
+def call_status(client: httpx.Client, api: Api, **selector: object):
+    body = {"userName": USER, "blockNumbers": ["9811100002"], **selector}
+    return raw(client, "DELETE", DELETE, body, **api.auth)
+
+
+def test_alt_wording_quota_and_national_echo(running) -> None:
+    """alt: another group-exists text; the 11th token is refused as "Max limit exceeded"
+    (what users of the real API saw); output lists show Indian numbers as 10 digits."""
+    with running(dialect="alt") as (_, client, clock):
+        api = Api(client)
+        assert create(api, "vendor-spam") == {
+            "status": "error",
+            "message": "Block number group with this name already exists",
+        }
+        data = api(
+            "PUT", UPDATE, groupName="vendor-spam", blockNumbers=["919811100009", "+14155550123"]
+        )
+        assert data["output"]["succes"] == ["9811100009", "+14155550123"]
+        gone = api("DELETE", DELETE, groupName="vendor-spam", blockNumbers=["9811100009"])
+        assert gone["output"]["success"] == ["9811100009"]
+        for _ in range(9):
+            new_token(client)
+        assert call(client, "POST", TOKEN, {"userName": USER}, apiKey=KEY) == {
+            "status": "false",
+            "message": "Max limit exceeded",
+            "data": None,
+        }
+
+
+def test_alt_token_expires_after_25_requests(running) -> None:
+    with running(dialect="alt") as (emulator, client, _):
+        api = Api(client)
+        for i in range(25):
+            assert (
+                api("PUT", UPDATE, groupName="vendor-spam", blockNumbers=[f"98111{i:05d}"])[
+                    "status"
+                ]
+                == "success"
+            )
+        again = api("PUT", UPDATE, groupName="vendor-spam", blockNumbers=["9811100099"])
+        assert again == {"status": "false", "message": "Token Expired", "data": None}
+        assert emulator.counters.auth_failures == 0
+        api.token = new_token(client)
+        assert (
+            api("PUT", UPDATE, groupName="vendor-spam", blockNumbers=["9811100099"])["status"]
+            == "success"
+        )
+
+
+def test_lean_create_on_an_existing_name_adds_to_it(running) -> None:
+    """lean: a create naming an existing group adds to it and returns its id, 0 rows."""
+    with running(dialect="lean") as (emulator, client, _):
+        data = create(Api(client), "vendor-spam", "9811100009")
+        assert data["status"] == "success"
+        assert data["output"] == {
+            "affectedRows": 0,
+            "lastInsertId": 1,
+            "succes": ["919811100009"],  # lean echoes 91… without +
+            "error": [],
+        }
+        assert len(emulator.members("vendor-spam")) == 3
+        assert emulator.state["groups"]["1"]["description"] == "Vendor spam callers (seeded)"
+
+
+def test_lean_delete_by_name_and_absent_numbers_in_neither_list(running) -> None:
+    """lean: the delete's group is its groupName (an id is ignored); numbers not in the
+    group are in neither output list; the input echoes them."""
+    with running(dialect="lean") as (emulator, client, _):
+        api = Api(client)
+        data = api(
+            "DELETE",
+            DELETE,
+            id=99,
+            groupName="vendor-spam",
+            blockNumbers=["9811100001", "9899999999"],
+        )
+        assert data["input"] == {"id": 1, "blockNumbers": ["9811100001", "9899999999"]}
+        assert data["output"] == {"success": ["919811100001"], "error": [], "deleted": 1}
+        assert api("DELETE", DELETE, id=1, blockNumbers=["9811100002"]) == {
+            "status": "error",
+            "message": "Invalid group id",
+        }
+        assert list(emulator.members("vendor-spam")) == ["+919811100002"]
+
+
+@pytest.mark.parametrize("dialect", sorted(OzonetelEmulator.dialects))
+def test_every_dialect_takes_the_documented_update_body(dialect: str, running) -> None:
+    """What the docs allow (every field of the update body, expiryDate in the format,
+    including the far-future date that stands for no expiry) works in every dialect."""
+    with running(dialect=dialect) as (emulator, client, _):
+        data = Api(client)(
+            "PUT",
+            UPDATE,
+            groupName="vendor-spam",
+            description="Managed by blocklist-as-code",
+            expiryDate="2099-12-31 23:59:59",
+            blockNumbers=["9811100001", "9811100009"],
+        )
+        assert data["status"] == "success" and data["output"]["inserted"] == 2
+        at = datetime(2099, 12, 31, 18, 29, 59, tzinfo=UTC).timestamp()
+        assert emulator.members("vendor-spam")["+919811100001"] == at  # the expiry replaced

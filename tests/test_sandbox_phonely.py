@@ -384,3 +384,133 @@ def test_rejected_writes_do_not_rewrite_the_state_file(tmp_path):
         assert path.read_text() == marker
         write(client, "POST", ["+14155550100"])
         assert "14155550100" in path.read_text()
+
+
+# -- dialects: the defensible readings of what the docs leave open -------------------------
+
+
+def test_dialects_are_declared_with_a_note_each():
+    """Emulator seam: every dialect has options and a one-line note; unknown is refused."""
+    cls = emulator_class("phonely")
+    assert set(cls.dialects) == set(cls.dialect_notes) == {"default", "strict", "alt", "lean"}
+    assert cls.dialects["default"] == cls.dialects["default"].__class__()  # today's answers
+    with pytest.raises(ValueError, match="unknown phonely dialect"):
+        PhonelyEmulator(dialect="nope")
+
+
+@pytest.mark.parametrize(
+    ("dialect", "status", "shape"),
+    [
+        ("strict", 401, {"message": "Invalid or missing API key, or insufficient permissions"}),
+        ("alt", 404, "Agent not found (uid=sandbox-uid, agentId=typo-bot)"),
+        ("lean", 400, {"error": "Bad Request", "message": "Invalid agentId"}),
+    ],
+)
+def test_an_unknown_agent_is_refused_in_the_dialects_way(dialect, status, shape):
+    """[INFER] an agentId the account lacks: 401 (the docs' "insufficient permissions"),
+    404 or 400 instead of a list created by the first add; the credential is fine, so
+    it is not counted as an auth failure."""
+    with running(dialect=dialect) as (emulator, client):
+        got = client.get(PATH, params={"uid": UID, "agentId": "typo-bot"}, headers=AUTH)
+        posted = write(client, "POST", ["+14155550100"], agent="typo-bot")
+        for resp in (got, posted):
+            assert resp.status_code == status
+        if isinstance(shape, str):
+            assert got.text == shape and got.headers["content-type"].startswith("text/plain")
+        elif dialect == "lean":  # echoes the request
+            assert got.json() == {**shape, "request": {"uid": UID, "agentId": "typo-bot"}}
+            assert posted.json()["request"]["uid"] == UID
+        else:
+            assert got.json() == shape
+        assert "typo-bot" not in emulator.state["agents"]
+        assert counters(client)["auth_failures"] == 0
+        assert list_of(client) == ["+14155550142", "+919876543210"]
+
+
+def test_alt_words_already_and_not_found_otherwise():
+    """The docs' reasons are examples ("e.g."): this dialect words them its own way."""
+    with running(dialect="alt") as (_, client):
+        added = write(client, "POST", ["+14155550142"]).json()
+        assert added["failed"] == [
+            {"number": "+14155550142", "reason": "Number is already blocked"}
+        ]
+        removed = write(client, "DELETE", ["+14155550199"]).json()
+        assert removed["failed"] == [{"number": "+14155550199", "reason": "Number is not blocked"}]
+
+
+def test_lean_removes_absent_numbers_silently():
+    with running(dialect="lean") as (_, client):
+        body = write(client, "DELETE", ["+14155550199", "+14155550142"]).json()
+        assert body == {
+            "message": "Block list updated successfully",
+            "removed": ["+14155550199", "+14155550142"],
+            "failed": [],
+        }
+
+
+@pytest.mark.parametrize(
+    ("dialect", "stored"),
+    [
+        ("default", ["+1 415-555-0100", "+44 20-7946-0958"]),
+        ("strict", ["+14155550100", "+442079460958"]),
+        ("lean", ["(415) 555-0100", "+44 20-7946-0958"]),
+    ],
+)
+def test_storage_forms(dialect, stored):
+    """[INFER] "Whether numbers are normalised on storage is unknown": as given, E.164,
+    or NANP national; duplicates are found whatever form they come in, and a DELETE by
+    either form removes the number."""
+    with running(seed=False, dialect=dialect) as (emulator, client):
+        emulator.state["agents"]["support-bot"] = {}
+        write(client, "POST", ["+1 415-555-0100", "+44 20-7946-0958"])
+        assert list_of(client) == stored
+        again = write(client, "POST", ["+14155550100", "+442079460958"]).json()
+        assert [f["reason"] for f in again["failed"]] == ["Number already in block list"] * 2
+        gone = write(client, "DELETE", [stored[0], "+442079460958"]).json()
+        assert gone["removed"] == [stored[0], "+442079460958"]
+        assert list_of(client) == []
+
+
+@pytest.mark.parametrize(
+    ("dialect", "reason"),
+    [
+        ("default", "Temporary failure, please retry"),
+        ("strict", "Could not update block list"),
+        ("alt", "Service busy (uid sandbox-uid)"),
+        ("lean", "Backend timeout (uid sandbox-uid)"),
+    ],
+)
+def test_transient_failures_in_the_dialects_words(dialect, reason):
+    with running(dialect=dialect, faults="partial=1.0") as (_, client):
+        body = write(client, "POST", ["+14155550100"]).json()
+        assert body["failed"] == [{"number": "+14155550100", "reason": reason}]
+    with running(dialect=dialect, faults="partial=1.0,reason=Carrier says no") as (_, client):
+        body = write(client, "DELETE", ["+14155550142"]).json()
+        assert body["failed"][0]["reason"].startswith("Carrier says no")
+
+
+@pytest.mark.parametrize(
+    ("dialect", "body"),
+    [
+        ("strict", {"message": "Invalid request body or numbers parameter"}),
+        ("alt", None),
+        ("lean", {"error": "Bad Request", "message": "Invalid request body or numbers parameter"}),
+    ],
+)
+def test_error_body_shapes(dialect, body):
+    """[INFER] "Error body shape: Not documented": {error, message}, {message} or text;
+    the echoing dialects repeat the request, uid included."""
+    with running(dialect=dialect) as (_, client):
+        resp = write(client, "POST", "+14155550100")
+        assert resp.status_code == 400
+        if body is None:
+            assert resp.text.startswith(
+                "Invalid request body or numbers parameter (uid=sandbox-uid"
+            )
+        elif dialect == "lean":
+            assert resp.json() == {
+                **body,
+                "request": {"uid": UID, "agentId": "support-bot", "numbers": "+14155550100"},
+            }
+        else:
+            assert resp.json() == body

@@ -14,7 +14,7 @@ import pytest
 from reconciler.sandbox import emulator_class
 from reconciler.sandbox.faults import Faults, FaultSpec
 from reconciler.sandbox.server import serve
-from reconciler.sandbox.wooxy import WooxyEmulator
+from reconciler.sandbox.wooxy import WooxyEmulator, WooxyQuirks
 
 TOKEN = "sandbox-wooxy-token"
 AUTH = {"Access-Token": TOKEN}
@@ -518,3 +518,140 @@ def test_partial_fault_does_not_apply_to_wooxy(server: Served) -> None:
     reply = server.prepare(seed=False, faults="partial=1.0").add(rec("+14155550123"))
     assert reply.json() == {"result": True}
     assert server.counters()["faults"] == {}
+
+
+# -- dialects: defensible answers where the docs are silent ------------------------------
+
+
+@pytest.fixture
+def speak(loopback, server: Served) -> Iterator:
+    """``speak(dialect, seed=True)``: a fresh emulator of that dialect on the module's
+    loopback port, as a ``Served``; the module's own emulator is served again after."""
+    clients: list[httpx.Client] = []
+
+    def make(dialect: str, seed: bool = True) -> Served:
+        emulator = WooxyEmulator(clock=lambda: NOW, dialect=dialect, seed=seed)
+        client = httpx.Client(base_url=loopback.plug(emulator))
+        clients.append(client)
+        return Served(emulator, client)
+
+    yield make
+    for client in clients:
+        client.close()
+    loopback.plug(server.emulator)
+
+
+def test_dialects_are_declared_with_notes() -> None:
+    """Every dialect has a one-line note; "default" is today's behaviour."""
+    assert set(WooxyEmulator.dialects) == set(WooxyEmulator.dialect_notes)
+    assert set(WooxyEmulator.dialects) == {"default", "strict", "lean", "national"}
+    assert WooxyEmulator.dialects["default"] == WooxyQuirks()
+    assert WooxyEmulator().dialect == "default"
+    with pytest.raises(ValueError, match="unknown wooxy dialect 'chatty'"):
+        WooxyEmulator(dialect="chatty")
+
+
+def _fill_many(served: Served, n: int) -> list[str]:
+    numbers = [f"+9198{i:08d}" for i in range(n)]
+    for start in range(0, n, 100):
+        served.add(*(rec(x) for x in numbers[start : start + 100]))
+    return numbers
+
+
+@pytest.mark.parametrize(("dialect", "cap"), [("strict", 20), ("lean", 50), ("default", 100)])
+def test_page_cap_is_silent(speak, dialect: str, cap: int) -> None:
+    """strict/lean: find returns at most 20/50 rows whatever limit asks; the reply
+    echoes the limit asked and the true totalCount."""
+    served = speak(dialect, seed=False)
+    numbers = _fill_many(served, 120)
+    unfiltered = {"phoneNumber": None} if dialect == "strict" else {}
+    reply = served.find(**unfiltered, offset=0, limit=100).json()
+    assert (reply["limit"], reply["totalCount"]) == (100, 120)
+    assert [r["phoneNumber"] for r in reply["data"]] == numbers[: min(cap, 100)]
+    last = served.find(**unfiltered, offset=110, limit=100).json()
+    assert [r["phoneNumber"] for r in last["data"]] == numbers[110:]
+
+
+@pytest.mark.parametrize(
+    ("dialect", "forms"),
+    [
+        ("default", {"omitted": True, "null": True, "empty": False}),
+        ("strict", {"omitted": False, "null": True, "empty": False}),
+        ("lean", {"omitted": True, "null": False, "empty": True}),
+    ],
+)
+def test_find_without_a_number(speak, dialect: str, forms: dict[str, bool]) -> None:
+    """CONTRACTS §2 "Contradiction": which "no phoneNumber" form lists the whole list;
+    the others get "Argument phoneNumber required" / "... must be a non-empty string"."""
+    served = speak(dialect)
+    bodies = {"omitted": {}, "null": {"phoneNumber": None}, "empty": {"phoneNumber": ""}}
+    for form, lists in forms.items():
+        reply = served.post(FIND, bodies[form]).json()
+        if lists:
+            assert reply["totalCount"] == 3, form
+        else:
+            expected = (
+                "Argument phoneNumber required"
+                if form == "omitted"
+                else "Argument phoneNumber must be a non-empty string"
+            )
+            assert reply == {"result": False, "errors": [expected]}, form
+
+
+def test_strict_counts_the_whole_account_and_refuses_unlisted_removes(speak) -> None:
+    """strict: totalCount is the account's even when filtered; removing an unlisted
+    number is 404 "Phone not found" (a listed one is removed as usual)."""
+    served = speak("strict")
+    one = served.find(phoneNumber="+14155550199").json()
+    assert (len(one["data"]), one["totalCount"]) == (1, 3)
+    assert served.find(phoneNumber=None, rejectType="invalid").json()["totalCount"] == 3
+    reply = served.post(REMOVE, {"phoneNumber": "+14155550000"})
+    assert (reply.status_code, reply.json()) == (
+        404,
+        {"result": False, "errors": ["Phone not found"]},
+    )
+    assert served.post(REMOVE, {"phoneNumber": "+14155550199"}).json() == {"result": True}
+
+
+def test_lean_answers_every_error_under_200(speak) -> None:
+    """lean: every result-false reply, auth and throttling included, is HTTP 200;
+    throttling says "Service busy, try again later" with no Retry-After."""
+    served = speak("lean")
+    bad_token = served.post(FIND, {}, headers={"Access-Token": "wrong"})
+    assert (bad_token.status_code, bad_token.json()["errors"]) == (
+        200,
+        ["Invalid authorization token!"],
+    )
+    invalid = served.add(rec("123"))
+    assert (invalid.status_code, invalid.json()["errors"]) == (
+        200,
+        ["123 is not a valid E.164 phone number"],
+    )
+    served.emulator.counters.in_flight = 10  # ten others in flight: this is the eleventh
+    busy = served.find()
+    served.emulator.counters.in_flight = 0
+    assert (busy.status_code, busy.json()) == (
+        200,
+        {"result": False, "errors": ["Service busy, try again later"]},
+    )
+    assert "Retry-After" not in busy.headers
+    served.emulator.faults = Faults(FaultSpec.parse("429=1.0,5xx=1.0"))
+    assert served.find().json()["errors"] == ["Service busy, try again later"]
+    served.emulator.faults = Faults(FaultSpec.parse("5xx=1.0"))
+    error = served.find()
+    assert (error.status_code, error.json()["errors"]) == (200, ["Internal server error"])
+
+
+def test_national_seed_and_remove_as_stored(speak) -> None:
+    """national: a DE account's UI import stored "015112340004" and an opt-out
+    "0151 1234 0005" as written; find returns them so; remove takes a listed number as
+    stored, while an unlisted non-E.164 one is still refused."""
+    served = speak("national")
+    rows = {r["phoneNumber"]: r["rejectType"] for r in served.find(limit=10).json()["data"]}
+    assert rows["015112340004"] == "import"
+    assert rows["0151 1234 0005"] == "unsubscribe"
+    assert served.post(REMOVE, {"phoneNumber": "015112340004"}).json() == {"result": True}
+    assert "015112340004" not in served.numbers()
+    again = served.post(REMOVE, {"phoneNumber": "015112340004"}).json()
+    assert again == {"result": False, "errors": ["015112340004 is not a valid E.164 phone number"]}
+    assert served.add(rec("015112340009")).status_code == 400  # the API still wants E.164

@@ -1,11 +1,19 @@
 """Adapter for the Kaleyra.io contacts blocklist (``/v1/{sid}/contacts/blocklisted``).
 
 Owns reading a channel's blocklist (limit/offset pages of at most 100, no total, so
-pages are fetched one after another) and writing it (one ``POST`` whose ``contacts``
-groups carry ``blocklist_status`` 1 (add) and 0 (remove), at most 100 numbers per
-request). A target's scope is its ``channel`` (``sms``, ``whatsapp``, ``voice``).
-Kaleyra's quirks live here, each with the doc line it comes from. The adapter caps
-its own requests in flight; retries and state recording are the executor's.
+pages are fetched one after another until an empty one) and writing it (one ``POST``
+whose ``contacts`` groups carry ``blocklist_status`` 1 (add) and 0 (remove), at most
+100 numbers per request). A target's scope is its ``channel`` (``sms``, ``whatsapp``,
+``voice``). Kaleyra's quirks live here, each with the doc line it comes from. The
+adapter caps its own requests in flight; retries and state recording are the
+executor's.
+
+What it cannot take on trust: that a page shorter than the limit asked is the last
+(a server may cap pages lower: only an empty page ends a read), the format numbers
+are stored in (each is read with the instance's ``default_region``, and a remove
+sends it back as stored), and which error codes are for good (only the documented
+"WA400" payload and "E110" low-balance refusals; any other non-auth error is
+transient).
 
 Sources: CONTRACTS.md §4 and ``shared/seeds/003_*.txt``. Choices the docs leave
 open are marked ``[INFER]``.
@@ -19,10 +27,9 @@ from urllib.parse import quote
 
 import httpx
 
-from ..domain import Batch, BatchResult, LiveEntry, Op, Outcome, Target
+from ..domain import Batch, BatchResult, LiveEntry, Op, Outcome, OutcomeStatus, Target
 from ..errors import AuthError, CredentialError, ProviderError, RetryableError
-from ..numbers import normalise_live
-from .base import Capabilities, ProviderAdapter
+from .base import Capabilities, ProviderAdapter, parse_retry_after
 
 # "channel_name ... The acceptable value is "sms", "whatsapp", and "voice"."
 CHANNELS = ("sms", "whatsapp", "voice")
@@ -35,8 +42,13 @@ POST_ENDPOINT = f"POST {ENDPOINT}"
 # 401 "RBC001" "Incorrect SID or API key."; 401 "WA401"/"WA-401" phone number / account
 # type / WA version: in-body auth failures, whatever the HTTP status says
 AUTH_CODES = frozenset({"RBC001", "WA401", "WA-401"})
-THROTTLE_CODES = frozenset({"WA429"})  # [INFER] no throttling code is documented
-SERVER_CODES = frozenset({"WA500"})  # "500 Internal Server Error": "Please try again later"
+# "400 Incorrect payload" "WA400" "Refer to correct payload format" and "400 Low
+# balance" "E110": the documented refusals, sent again they get the same answer. Any
+# other error (a 5xx "WA500" "Please try again later", "CNT195" "Unable to ...", a
+# throttling code of any name) is transient: recognised by exclusion.
+REFUSAL_CODES = frozenset({"WA400", "E110"})
+# 200 "CNT196" "Successfully fetched blocklisted number(s)"
+FETCHED = "CNT196"
 
 
 def mobile_query(numbers: Sequence[str]) -> str:
@@ -66,13 +78,26 @@ class KaleyraAdapter(ProviderAdapter):
         default_base_url="https://api.kaleyra.io",
         wire_format="E.164 with +, + sent as %2B in queries",
         notes=(
-            "reads 100 per page with no total (pages are sequential); adds and removes "
-            "share one POST of up to 100 numbers; no per-number results"
+            "reads up to 100 per page with no total (pages are sequential, until an "
+            "empty one); adds and removes share one POST of up to 100 numbers; no "
+            "per-number results"
         ),
         # users' own opt-outs sit in the same blocklist, and nothing in the GET reply
         # tells them apart (CONTRACTS §4): they are protected only by being unmanaged
         opt_outs_unmarked=True,
     )
+
+    def __init__(
+        self,
+        instance: str,
+        client: httpx.AsyncClient,
+        credentials: Mapping[str, str],
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(instance, client, credentials, options)
+        # target name -> E.164 -> the forms the channel stores the number in (from
+        # refresh): a remove sends those ("919812300005" may not match "+919812300005")
+        self._stored: dict[str, dict[str, list[str]]] = {}
 
     # -- scope -------------------------------------------------------------------------
 
@@ -94,33 +119,39 @@ class KaleyraAdapter(ProviderAdapter):
     async def refresh(self, target: Target) -> list[LiveEntry]:
         """Every number blocklisted on the target's channel.
 
-        There is no total count, so pages are read one after another until one comes
-        back shorter than 100 ([INFER] CONTRACTS §4). With ``channel=`` set, every row
-        belongs to that channel: ``channel_type`` codes are not relied on (only
-        whatsapp = "3" is documented).
+        There is no total count, and a page may hold fewer rows than the limit asked
+        while more follow (a server may cap pages lower than 100): so the offset steps
+        by the rows received, and only an empty page ends the read ("if none of the
+        numbers are blocklisted, then empty array will be returned"), at the price of
+        one more request. With ``channel=`` set, every row belongs to that channel:
+        ``channel_type`` codes are not relied on (only whatsapp = "3" is documented).
         """
         channel = self._channel(target)
-        region = self.options.get("default_region")
         entries: dict[str, LiveEntry] = {}
+        forms: dict[str, list[str]] = {}
+        seen: set[str] = set()
         offset = 0
         while True:
             query = f"channel={quote(channel, safe='')}&limit={MAX_PER_REQUEST}&offset={offset}"
             rows = await self._get(query)
-            new = 0
-            for raw in rows:
-                number = normalise_live(raw, region)
-                if number not in entries:
-                    entries[number] = LiveEntry(number=number, raw=raw)
-                    new += 1
-            if len(rows) < MAX_PER_REQUEST:
-                return list(entries.values())
-            if new == 0:
-                # a full page of numbers already seen: the server ignores offset, and
-                # paging on would never end
+            if not rows:
+                break
+            fresh = [raw for raw in dict.fromkeys(rows) if raw not in seen]
+            if not fresh:
+                # a page of rows already seen: the server ignores offset, and paging on
+                # would never end
                 raise ProviderError(
                     self.instance, GET_ENDPOINT, f"paging does not advance at offset {offset}"
                 )
-            offset += MAX_PER_REQUEST
+            for raw in fresh:
+                seen.add(raw)
+                entry = self.live_entry(raw)
+                if not entry.unparsed:
+                    forms.setdefault(entry.number, []).append(raw)
+                entries.setdefault(entry.number, entry)
+            offset += len(rows)
+        self._stored[target.name] = forms
+        return list(entries.values())
 
     async def blocklisted(self, target: Target, numbers: Sequence[str]) -> set[str]:
         """Which of ``numbers`` (E.164) are blocklisted on the target's channel, asked
@@ -133,7 +164,7 @@ class KaleyraAdapter(ProviderAdapter):
             chunk = unique[i : i + MAX_PER_REQUEST]
             query = f"channel={quote(channel, safe='')}&limit={MAX_PER_REQUEST}&offset=0"
             rows = await self._get(f"{query}&{mobile_query(chunk)}")
-            found.update(normalise_live(raw) for raw in rows)
+            found.update(e.number for e in map(self.live_entry, rows) if not e.unparsed)
         return found
 
     def batches(
@@ -155,17 +186,30 @@ class KaleyraAdapter(ProviderAdapter):
         return [Batch(ops[i : i + size], phase=0) for i in range(0, len(ops), size)]
 
     async def send(self, target: Target, batch: Batch) -> BatchResult:
-        """One POST per 100 ops (one for a batch from ``batches``).
+        """One POST per 100 numbers (one for a batch from ``batches``).
 
-        Kaleyra answers for the request, not per number: a success means every op is
-        done (setting 1 on a blocked number or 0 on an unblocked one is a no-op
-        [INFER], so re-sending is safe); a 400 for the request fails every op of it
-        with the provider's own message (returned, not raised, so other batches go on).
+        A remove sends the forms refresh read the number in. Kaleyra answers for the
+        request, not per number: a success means every op is done (setting 1 on a
+        blocked number or 0 on an unblocked one is a no-op [INFER], so re-sending is
+        safe); a documented refusal ("WA400", "E110") fails every op of it with the
+        provider's own words, any other error leaves them retryable (returned, not
+        raised, so other batches go on).
         """
         channel = self._channel(target)
+        stored = self._stored.get(target.name, {})
+        wire = [
+            (op, (stored.get(op.number) if op.kind == "remove" else None) or [op.number])
+            for op in batch.ops
+        ]
         outcomes: list[Outcome] = []
-        for i in range(0, len(batch.ops), MAX_PER_REQUEST):
-            outcomes += await self._post(channel, batch.ops[i : i + MAX_PER_REQUEST])
+        chunk: list[tuple[Op, list[str]]] = []
+        for item in wire:  # at most 100 numbers a request, however many forms
+            if chunk and sum(len(f) for _, f in chunk) + len(item[1]) > MAX_PER_REQUEST:
+                outcomes += await self._post(channel, chunk)
+                chunk = []
+            chunk.append(item)
+        if chunk:
+            outcomes += await self._post(channel, chunk)
         return BatchResult(outcomes)
 
     # -- requests ----------------------------------------------------------------------
@@ -188,32 +232,47 @@ class KaleyraAdapter(ProviderAdapter):
             )
         if resp.status_code in (401, 403):
             try:
-                reason = _reason(resp.json())
+                reason = self._reason(resp.json())
             except ValueError:
                 reason = ""
             raise AuthError(self.instance, endpoint, reason or "unauthorised", resp.status_code)
         body = self.json_of(resp, endpoint)
-        self._check_in_body(resp, body, endpoint)
+        if not isinstance(body, dict):
+            raise self.malformed(resp, endpoint, "not a JSON object")
+        if str(body.get("code", "")) in AUTH_CODES:
+            reason = self._reason(body) or str(body["code"])
+            raise AuthError(self.instance, endpoint, reason, resp.status_code)
         return resp, body
+
+    def _failure(
+        self, resp: httpx.Response, body: dict[str, Any]
+    ) -> tuple[OutcomeStatus, str] | None:
+        """None for a success (2xx, no ``error``); else how the ops of the request end
+        ("failed" for a documented refusal, "retryable" for anything else) and why."""
+        error = body.get("error")
+        if 200 <= resp.status_code < 300 and not error:
+            return None
+        code = str(body.get("code", ""))
+        reason = self._reason(body) or code or f"HTTP {resp.status_code}"
+        return ("failed" if code in REFUSAL_CODES else "retryable"), reason
 
     async def _get(self, query: str) -> list[str]:
         """The ``mobile`` values of one GET page (the query is sent as written)."""
         resp, body = await self.read(
             lambda: self._call("GET", f"{self._path()}?{query}", GET_ENDPOINT)
         )
-        if resp.status_code != 200:
-            raise ProviderError(
-                self.instance, GET_ENDPOINT, _reason(body) or "unexpected status", resp.status_code
-            )
         data = body.get("data")
-        if body.get("error") or not isinstance(data, list):
+        failure = self._failure(resp, body)
+        if failure is None and not isinstance(data, list) and body.get("code") != FETCHED:
+            # no data and a code other than the success's: an error envelope without
+            # "error" details (e.g. a throttling code), not a malformed success
+            failure = self._failure(resp, {**body, "error": body.get("code")})
+        if failure is not None:
             # e.g. "CNT195" "Unable to fetch the blocklisted number" under a 200
-            raise ProviderError(
-                self.instance,
-                GET_ENDPOINT,
-                _reason(body) or "unexpected reply: no data list",
-                resp.status_code,
-            )
+            kind = ProviderError if failure[0] == "failed" else RetryableError
+            raise kind(self.instance, GET_ENDPOINT, failure[1], resp.status_code)
+        if not isinstance(data, list):
+            raise self.malformed(resp, GET_ENDPOINT, "no data list")
         numbers = []
         for row in data:
             mobile = row.get("mobile") if isinstance(row, dict) else None
@@ -222,52 +281,44 @@ class KaleyraAdapter(ProviderAdapter):
             numbers.append(mobile)
         return numbers
 
-    async def _post(self, channel: str, ops: Sequence[Op]) -> list[Outcome]:
-        contacts: list[dict[str, Any]] = []
-        adds = [op.number for op in ops if op.kind == "add"]
-        removes = [op.number for op in ops if op.kind == "remove"]
+    async def _post(self, channel: str, chunk: Sequence[tuple[Op, list[str]]]) -> list[Outcome]:
+        """One POST of these ops (each with the numbers it sends); their outcomes."""
+        resp, body = await self._send_contacts(channel, chunk)
+        failure = self._failure(resp, body)
+        stored_forms = any(form != op.number for op, forms in chunk for form in forms)
+        if failure is not None and failure[0] == "failed" and stored_forms:
+            # refused, and it carried stored forms other than E.164: a server that wants
+            # "+" refuses "919812300005" (and matches "+919812300005" to it): send the
+            # E.164 forms instead, once
+            e164 = [(op, [op.number]) for op, _ in chunk]
+            resp, body = await self._send_contacts(channel, e164)
+            failure = self._failure(resp, body)
+        ops = [op for op, _ in chunk]
+        if failure is None:
+            # [INFER] the success body ("CNT197") was not retrieved: any 2xx without error
+            return [Outcome(op, "done") for op in ops]
+        status, reason = failure
+        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+        return [Outcome(op, status, reason, retry_after=retry_after) for op in ops]
+
+    async def _send_contacts(
+        self, channel: str, chunk: Sequence[tuple[Op, list[str]]]
+    ) -> tuple[httpx.Response, dict[str, Any]]:
+        adds = [n for op, forms in chunk if op.kind == "add" for n in forms]
+        removes = [n for op, forms in chunk if op.kind == "remove" for n in forms]
         # "Status "0" is used to remove a blocklist status from a number and "1" is used
         # to add a blocklist status to a number."
+        contacts: list[dict[str, Any]] = []
         if adds:
-            contacts.append({"blocklist_status": 1, "numbers": adds})
+            contacts.append({"blocklist_status": 1, "numbers": list(dict.fromkeys(adds))})
         if removes:
-            contacts.append({"blocklist_status": 0, "numbers": removes})
-        if not contacts:
-            return []
-        resp, body = await self._call(
+            contacts.append({"blocklist_status": 0, "numbers": list(dict.fromkeys(removes))})
+        return await self._call(
             "POST",
             self._path(),
             POST_ENDPOINT,
             json_body={"channel": channel, "contacts": contacts},
         )
-        if resp.status_code == 400:
-            # 400 "WA400" "Refer to correct payload format" (or "E110" low balance):
-            # the whole request was refused; say so per op, with the provider's words
-            reason = _reason(body) or "request refused (HTTP 400)"
-            return [Outcome(op, "failed", reason=reason) for op in ops]
-        if resp.status_code not in (200, 201, 202):
-            raise ProviderError(
-                self.instance, POST_ENDPOINT, _reason(body) or "unexpected status", resp.status_code
-            )
-        if body.get("error"):
-            # a CNT-failure under a 2xx (like GET's "CNT195"): [INFER] refused whole
-            reason = _reason(body) or "update refused"
-            return [Outcome(op, "failed", reason=reason) for op in ops]
-        # [INFER] the success body ("CNT197") was not retrieved: any 2xx without an error
-        return [Outcome(op, "done") for op in ops]
-
-    def _check_in_body(self, resp: httpx.Response, body: Any, endpoint: str) -> None:
-        """Map the provider's in-body codes to our errors; insist on the envelope."""
-        if not isinstance(body, dict):
-            raise self.malformed(resp, endpoint, "not a JSON object")
-        code = str(body.get("code", ""))
-        reason = _reason(body) or code
-        if code in AUTH_CODES:
-            raise AuthError(self.instance, endpoint, reason, resp.status_code)
-        if code in THROTTLE_CODES:
-            raise RetryableError(self.instance, endpoint, reason, resp.status_code)
-        if code in SERVER_CODES:
-            raise RetryableError(self.instance, endpoint, reason, resp.status_code)
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -293,6 +344,14 @@ class KaleyraAdapter(ProviderAdapter):
     def _auth(self) -> dict[str, Any]:
         # "--header 'api-key: <api_key>'"
         return {"headers": {"api-key": self._credential("api_key")}}
+
+    def _reason(self, body: Any) -> str:
+        """Kaleyra's words, with every credential masked: a body may echo the SID of
+        the URL path (raw or as it was percent-encoded there) or the key."""
+        text = self.redact(_reason(body))
+        sid = self._credentials.get("sid") or ""
+        quoted = quote(sid, safe="")
+        return text.replace(quoted, "[redacted]") if len(quoted) >= 3 else text
 
     def _batch_size(self) -> int:
         wanted = self.options.get("batch_size")

@@ -10,6 +10,9 @@ Kaleyra reports no per-number results, so there is no partial-failure injection.
 It must not invent endpoints: tests inspect it through ``/__sandbox/state`` or
 ``.state``.
 
+Where the docs are silent, ``KaleyraQuirks`` says how this server answers; each
+dialect in ``KaleyraEmulator.dialects`` is one defensible bundle of answers.
+
 Sources: CONTRACTS.md §4 and ``shared/seeds/003_*.txt`` (the "Get Blocklist" page).
 Choices the docs leave open are marked ``[INFER]``.
 """
@@ -18,10 +21,13 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import chain, islice
-from typing import Any, ClassVar
-from urllib.parse import unquote_plus
+from typing import Any, ClassVar, Literal
+from urllib.parse import unquote, unquote_plus
 
 import httpx
 
@@ -45,6 +51,8 @@ MAX_PER_REQUEST = 100
 # mobile_numbers: "A valid phone number. Ensure that the country code is prefixed to
 # the number. (E164 format)."
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+# [INFER] "Ensure that the country code is prefixed to the number": with or without "+"
+COUNTRY_PREFIXED = re.compile(r"^\+?[1-9]\d{6,14}$")
 
 # -- documented bodies (verbatim from the seed page) ----------------------------------
 
@@ -113,6 +121,101 @@ SEED = (
 )
 
 
+# [INFER] the generic failure sample ("CNT195", documented with no HTTP status) as
+# a POST answer: the lean dialect's server error
+UNABLE_TO_UPDATE = {
+    "code": "CNT195",
+    "message": "Unable to update the blocklist status",
+    "data": [],
+    "error": {"description": "Unable to update the blocklist status"},
+}
+UNABLE_TO_FETCH = {
+    "code": "CNT195",
+    "message": "Unable to fetch the blocklisted number",
+    "data": [],
+    "error": {"description": "Unable to fetch the blocklisted number"},
+}
+
+
+@dataclass(frozen=True)
+class KaleyraQuirks:
+    """How this server answers where CONTRACTS §4 says [INFER] or "not retrieved"."""
+
+    #: rows a GET page holds at most, silently, whatever ``limit`` asks (no total is
+    #: ever given): "It is not possible to retrieve more than 100 contacts per response."
+    page_cap: int = MAX_PER_REQUEST
+    #: channel -> ``channel_type`` code of its rows; a channel missing here gives rows
+    #: with no channel_type. Only whatsapp = "3" is documented.
+    channel_types: Mapping[str, str] = field(default_factory=lambda: dict(CHANNEL_TYPES))
+    #: numbers are kept and matched exactly as written (else under ``+`` and digits)
+    exact_storage: bool = False
+    #: numbers are accepted without "+" when the country code is prefixed
+    plus_optional: bool = False
+    #: (channel, number as stored) seeded besides SEED, as a CSV import wrote them
+    imported: tuple[tuple[str, str], ...] = ()
+    #: the POST success: HTTP status and body; "echo" puts the numbers sent in ``data``
+    updated: tuple[int, Mapping[str, Any]] = (200, UPDATED)
+    echo_numbers: bool = False
+    #: how the ``mobile`` filter reads "+": "space" (form-decoded; a leading space is
+    #: read as "+"), "encoded" (form-decoded: a raw "+" is a space, so %2B is needed),
+    #: "literal" (percent-decoding only: a raw "+" stays "+")
+    mobile_plus: Literal["space", "encoded", "literal"] = "space"
+    #: ``data`` of error envelopes: "doc" (as each documented sample), "list" or "object"
+    error_data: Literal["doc", "list", "object"] = "doc"
+    #: the answer to too many requests: status and body (Retry-After is always given)
+    throttle: tuple[int, Mapping[str, Any]] = (429, TOO_MANY_REQUESTS)
+    #: the answer of a failing server to (GET, POST): status and body
+    failure: tuple[int, Mapping[str, Any], Mapping[str, Any]] = (500, SERVER_ERROR, SERVER_ERROR)
+
+
+DIALECTS: Mapping[str, KaleyraQuirks] = {
+    "default": KaleyraQuirks(),
+    "strict": KaleyraQuirks(
+        page_cap=50,
+        mobile_plus="encoded",
+        error_data="list",
+        throttle=(
+            429,
+            {
+                "code": "E429",
+                "message": "Rate limit exceeded. Retry after some time",
+                "data": [],
+                "error": {"rate_limit": "Rate limit exceeded"},
+            },
+        ),
+    ),
+    "alt": KaleyraQuirks(
+        channel_types={"sms": "2", "voice": "1", "whatsapp": "3"},
+        exact_storage=True,
+        plus_optional=True,
+        imported=(("sms", "919812300005"),),
+        updated=(
+            202,
+            {"code": "CNT202", "message": "Request Accepted", "data": {}, "error": {}},
+        ),
+        mobile_plus="literal",
+    ),
+    "lean": KaleyraQuirks(
+        page_cap=20,
+        channel_types={"whatsapp": "3"},
+        echo_numbers=True,
+        error_data="object",
+        failure=(200, UNABLE_TO_FETCH, UNABLE_TO_UPDATE),
+    ),
+}
+DIALECT_NOTES: Mapping[str, str] = {
+    "default": "the first guess: pages of up to 100, sms/voice/whatsapp = 1/2/3, numbers "
+    "matched as + and digits, POST 200 CNT197, a raw + or %2B in mobile, 429 WA429",
+    "strict": "pages of at most 50 (no total), mobile needs %2B (a raw + is a space), "
+    "every error envelope has data [], throttled as 429 E429",
+    "alt": "numbers kept and matched exactly as written, + optional (a CSV import's "
+    "919812300005 seeded), sms/voice = 2/1, POST answers 202 CNT202, mobile takes + "
+    "literally",
+    "lean": "pages of at most 20, sms/voice rows carry no channel_type, POST echoes the "
+    "numbers in data, error data {}, a failing server answers 200 CNT195 'Unable to ...'",
+}
+
+
 def respond(status: int, body: dict[str, Any], headers: dict[str, str] | None = None):
     return httpx.Response(status, json=body, headers=headers)
 
@@ -123,43 +226,50 @@ def canonical(number: str) -> str:
     return "+" + re.sub(r"\D", "", number)
 
 
-def parse_query(raw: bytes) -> dict[str, str]:
-    """The query parameters, decoded form-style (``+`` -> space, ``%2B`` -> ``+``).
-    Parsed by hand from the raw query so the ``mobile`` quirk below sees exactly what
-    the client sent. [INFER] a repeated parameter keeps its first value."""
+def parse_query(raw: bytes, plus_is_space: bool = True) -> dict[str, str]:
+    """The query parameters, decoded form-style (``+`` -> space, ``%2B`` -> ``+``), or
+    with percent-decoding only. Parsed by hand from the raw query so the ``mobile``
+    quirk below sees exactly what the client sent. [INFER] a repeated parameter keeps
+    its first value."""
+    decode = unquote_plus if plus_is_space else unquote
     params: dict[str, str] = {}
     for part in raw.decode("latin-1").split("&"):
         if not part:
             continue
         key, _, value = part.partition("=")
-        params.setdefault(unquote_plus(key), unquote_plus(value))
+        params.setdefault(decode(key), decode(value))
     return params
 
 
-def parse_mobiles(value: str) -> list[str]:
+def parse_mobiles(value: str, space_is_plus: bool = True) -> list[str]:
     """The ``mobile`` filter: comma-separated numbers.
 
     The doc's sample query is ``mobile=+91802XXXXX52%2C+91803XXXXX53``: the comma is
     percent-encoded but ``+`` is sent raw, which form-decoding turns into a space. So
-    a value decoded with a leading space is read as ``+`` (CONTRACTS §4 [INFER]).
+    a value decoded with a leading space is read as ``+`` (CONTRACTS §4 [INFER]),
+    unless the server does not (``space_is_plus=False``: %2B is then needed).
     """
     numbers = []
     for item in value.split(","):
         stripped = item.strip()
         if not stripped:
             continue
-        if item[:1].isspace() and not stripped.startswith("+"):
+        if space_is_plus and item[:1].isspace() and not stripped.startswith("+"):
             stripped = "+" + stripped
         numbers.append(stripped)
     return numbers
 
 
 class KaleyraEmulator(Emulator):
-    """``state["channels"][channel]`` maps canonical number -> record (``mobile`` as
-    stored, ``added_at``, ``origin``), in insertion order, so lookups are O(1)."""
+    """``state["channels"][channel]`` maps a number's key (``+`` and its digits, or the
+    number as written where the dialect keeps it so) -> record (``mobile`` as stored,
+    ``added_at``, ``origin``), in insertion order, so lookups are O(1)."""
 
     type_name = "kaleyra"
     credentials: ClassVar[dict[str, str]] = {"api_key": "sandbox-kaleyra-key", "sid": "HXSANDBOX01"}
+    dialects: ClassVar[Mapping[str, KaleyraQuirks]] = DIALECTS
+    dialect_notes: ClassVar[Mapping[str, str]] = DIALECT_NOTES
+    quirks: KaleyraQuirks
 
     # bumped by every change of the entries; ``save`` writes only when it moved
     _version = 1
@@ -169,8 +279,10 @@ class KaleyraEmulator(Emulator):
         channels: dict[str, dict[str, dict[str, str]]] = {c: {} for c in CHANNELS}
         if seed:
             added = self._now()
-            for channel, number, origin in SEED:
-                channels[channel][number] = {"mobile": number, "added_at": added, "origin": origin}
+            imported = [(c, n, "import") for c, n in self.quirks.imported]
+            for channel, number, origin in (*SEED, *imported):
+                record = {"mobile": number, "added_at": added, "origin": origin}
+                channels[channel][self._key(number)] = record
         return {"channels": channels}
 
     def endpoint_of(self, request: httpx.Request) -> str:
@@ -185,10 +297,37 @@ class KaleyraEmulator(Emulator):
         return f"{request.headers.get('api-key', '')}@{sid}"
 
     def server_error(self) -> httpx.Response:
-        return respond(500, SERVER_ERROR)  # documented "500 Internal Server Error"
+        # documented "500 Internal Server Error" (or, lean, the CNT195 sample under 200)
+        status, on_get, on_post = self.quirks.failure
+        return self._respond(status, on_post if self._method == "POST" else on_get)
 
     def rate_limited(self, retry_after: int) -> httpx.Response:
-        return respond(429, TOO_MANY_REQUESTS, {"Retry-After": str(retry_after)})  # [INFER]
+        status, body = self.quirks.throttle  # [INFER] no throttling answer is documented
+        return self._respond(status, body, {"Retry-After": str(retry_after)})
+
+    def process(self, request: httpx.Request) -> httpx.Response:
+        # the failure answer differs for GET and POST; requests run on several threads
+        self._request_of_thread.method = request.method
+        return super().process(request)
+
+    _request_of_thread = threading.local()
+
+    @property
+    def _method(self) -> str:
+        return getattr(self._request_of_thread, "method", "GET")
+
+    def _respond(
+        self, status: int, body: Mapping[str, Any], headers: dict[str, str] | None = None
+    ) -> httpx.Response:
+        """An envelope, with ``data`` of error bodies as the dialect writes it."""
+        out = dict(body)
+        if out.get("error") and self.quirks.error_data != "doc":
+            out["data"] = [] if self.quirks.error_data == "list" else {}
+        return respond(status, out, headers)
+
+    def _key(self, number: str) -> str:
+        """The key a number is stored and matched under."""
+        return number if self.quirks.exact_storage else canonical(number)
 
     def save(self) -> None:
         # the base persists after every POST, even a rejected one: skip rewriting a
@@ -207,35 +346,39 @@ class KaleyraEmulator(Emulator):
     def route(self, request: httpx.Request) -> httpx.Response:
         m = PATH.match(request.url.path)
         if not m:
-            return respond(404, NOT_FOUND)  # [INFER]
+            return self._respond(404, NOT_FOUND)  # [INFER]
         # "the Kaleyra.io application will verify the API key and your company ID (the SID)"
         key = request.headers.get("api-key")
         if key != self.accepted.get("api_key") or m.group(2) != self.accepted.get("sid"):
             self.auth_rejected(request)
-            return respond(401, AUTH_FAILED)
+            return self._respond(401, AUTH_FAILED)
         endpoint = self.endpoint_of(request)
         if request.method == "GET":
             return self._get(request, endpoint)
         if request.method == "POST":
             return self._post(request, endpoint)
-        return respond(405, METHOD_NOT_ALLOWED)  # [INFER]
+        return self._respond(405, METHOD_NOT_ALLOWED)  # [INFER]
 
     def _get(self, request: httpx.Request, endpoint: str) -> httpx.Response:
+        quirks = self.quirks
         params = parse_query(request.url.query)
         limit = _non_negative_int(params.get("limit") or "100")  # "By default ... 100"
         offset = _non_negative_int(params.get("offset") or "0")  # "By default, offset is 0"
         if limit is None or offset is None or limit == 0:
-            return respond(400, BAD_PAYLOAD)  # [INFER] limit must be 1.., offset 0..
+            return self._respond(400, BAD_PAYLOAD)  # [INFER] limit must be 1.., offset 0..
         if limit > MAX_PER_REQUEST:
             # "It is not possible to retrieve more than 100 contacts per response."
             # [INFER] a larger limit is clamped, not refused
             self.violation("limit over 100")
             limit = MAX_PER_REQUEST
+        limit = min(limit, quirks.page_cap)  # [INFER] a lower cap, silently (no total)
         channel = params.get("channel") or None  # [INFER] empty = not given
         if channel is not None and channel not in CHANNELS:
-            return respond(400, BAD_PAYLOAD)
+            return self._respond(400, BAD_PAYLOAD)
         channels = (channel,) if channel else CHANNELS
         state: dict[str, dict[str, dict[str, str]]] = self.state["channels"]
+        if quirks.mobile_plus == "literal":
+            params = parse_query(request.url.query, plus_is_space=False)
         mobile = params.get("mobile") or None
         if mobile is None:
             # "In case mobile numbers is not included in the API request, the complete
@@ -250,20 +393,21 @@ class KaleyraEmulator(Emulator):
                     ((c, r) for _, r in self.ordered(c, state[c])) for c in channels
                 )
         else:
-            numbers = parse_mobiles(mobile)
+            numbers = parse_mobiles(mobile, space_is_plus=quirks.mobile_plus == "space")
             self.count_numbers(endpoint, len(numbers))
             if len(numbers) > MAX_PER_REQUEST:
                 # "You can send the request for a maximum set of 100 phone numbers."
                 self.violation("more than 100 mobile numbers")
-                return respond(400, BAD_PAYLOAD)
-            if not numbers or not all(E164.match(n) for n in numbers):
-                return respond(400, BAD_PAYLOAD)  # [INFER] "A valid phone number ... E164"
+                return self._respond(400, BAD_PAYLOAD)
+            valid = COUNTRY_PREFIXED if quirks.plus_optional else E164
+            if not numbers or not all(valid.match(n) for n in numbers):
+                return self._respond(400, BAD_PAYLOAD)  # [INFER] "A valid phone number ... E164"
             # "The response will only contain the blocklisted numbers and their respective
             # channels ... if none of the numbers are blocklisted, then empty array"
-            keys = dict.fromkeys(canonical(n) for n in numbers)
+            keys = dict.fromkeys(self._key(n) for n in numbers)
             rows = ((c, state[c][k]) for k in keys for c in channels if k in state[c])
         data = [
-            {"mobile": record["mobile"], "channel_type": CHANNEL_TYPES[c]}
+            _row(record["mobile"], quirks.channel_types.get(c))
             for c, record in islice(rows, offset, offset + limit)
         ]
         # No total count in the documented reply.
@@ -275,34 +419,35 @@ class KaleyraEmulator(Emulator):
         body = _json(request.content)
         # {"channel": "sms", "contacts": [{"blocklist_status": 1, "numbers": [...]}, ...]}
         if not isinstance(body, dict):
-            return respond(400, BAD_PAYLOAD)
+            return self._respond(400, BAD_PAYLOAD)
         channel, contacts = body.get("channel"), body.get("contacts")
         if channel not in CHANNELS or not isinstance(contacts, list) or not contacts:
-            return respond(400, BAD_PAYLOAD)  # [INFER] an empty contacts list is malformed
+            return self._respond(400, BAD_PAYLOAD)  # [INFER] an empty contacts list is malformed
         changes: list[tuple[int, str]] = []
         for contact in contacts:
             if not isinstance(contact, dict):
-                return respond(400, BAD_PAYLOAD)
+                return self._respond(400, BAD_PAYLOAD)
             status, numbers = contact.get("blocklist_status"), contact.get("numbers")
             # "Status "0" is used to remove a blocklist status from a number and "1" is
             # used to add a blocklist status to a number." [INFER] ints only, as in the doc
             if status not in (0, 1) or isinstance(status, bool):
-                return respond(400, BAD_PAYLOAD)
+                return self._respond(400, BAD_PAYLOAD)
             if not isinstance(numbers, list) or not numbers:
-                return respond(400, BAD_PAYLOAD)
+                return self._respond(400, BAD_PAYLOAD)
             changes += [(status, n) for n in numbers]
         self.count_numbers(endpoint, len(changes))
         if len(changes) > MAX_PER_REQUEST:
             # "You can update the blocklist status for up to 100 contacts per request."
             self.violation("more than 100 numbers per update")
-            return respond(400, TOO_MANY_CONTACTS)
-        if not all(isinstance(n, str) and E164.match(n) for _, n in changes):
+            return self._respond(400, TOO_MANY_CONTACTS)
+        valid = COUNTRY_PREFIXED if self.quirks.plus_optional else E164
+        if not all(isinstance(n, str) and valid.match(n) for _, n in changes):
             # [INFER] one invalid number rejects the whole request (nothing applied)
-            return respond(400, BAD_PAYLOAD)
+            return self._respond(400, BAD_PAYLOAD)
         entries: dict[str, dict[str, str]] = self.state["channels"][channel]
         added = self._now()
         for status, number in changes:  # [INFER] in request order: a later group wins
-            key = canonical(number)
+            key = self._key(number)
             # "If a number is passed with Status "1" that was not previously in the
             # blocklist status, then that number is added to the blocklist."
             # [INFER] 1 on a blocked number / 0 on an unblocked one is a silent no-op
@@ -311,12 +456,25 @@ class KaleyraEmulator(Emulator):
                 self._version += 1
             elif status == 0 and entries.pop(key, None) is not None:
                 self._version += 1
-        return respond(200, UPDATED)
+        status, reply = self.quirks.updated  # [INFER] the success body was not retrieved
+        if self.quirks.echo_numbers:
+            data = [{"mobile": n, "blocklist_status": s} for s, n in changes]
+            reply = {**reply, "data": data}
+        return respond(status, dict(reply))
 
     # -- helpers -----------------------------------------------------------------------
 
     def _now(self) -> str:
         return datetime.fromtimestamp(self.clock(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _row(mobile: str, channel_type: str | None) -> dict[str, str]:
+    """One GET row; [INFER] a server may leave channel_type out."""
+    return (
+        {"mobile": mobile}
+        if channel_type is None
+        else {"mobile": mobile, "channel_type": channel_type}
+    )
 
 
 def _json(raw: bytes) -> Any:

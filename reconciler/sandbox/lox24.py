@@ -18,6 +18,12 @@ State layout (plain JSON, O(1) lookups for 100 000+ phones)::
     blocked_index {number: id}
     next_ids      {group, phone, blocked_number}
     ip_lockout    {failures: [epoch seconds], blocked_until: epoch seconds}
+
+Dialects (``Lox24Quirks``) are the defensible readings of what the docs leave open:
+page size, ``member`` vs ``hydra:member``, absolute vs relative ``hydra:next``, no
+``hydra:totalItems``, bare arrays even for ``application/ld+json``, where the lockout
+text stands (and whether there is any), 401 vs 403 for a wrong token, duplicates in a
+group (stored again vs 409), per-item failure statuses and how phones are stored.
 """
 
 from __future__ import annotations
@@ -27,9 +33,10 @@ import math
 import random
 import re
 import string
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlencode
 
 import httpx
@@ -56,6 +63,15 @@ TEXT_429 = (
     "request with invalid credentials. Please wait and try later."
 )
 TEXT_500 = "Internal Server Error"  # [INFER] API Platform's default 5xx text
+# [INFER] a throttle that is not the lockout (none is documented; fault injection only)
+TEXT_THROTTLED = "Too Many Requests"
+# [INFER] the words of an injected per-item failure, by its status
+ITEM_FAILURE_TEXT = {
+    500: TEXT_500,
+    503: "Service Unavailable",
+    423: "Locked",
+    418: "I'm a teapot",
+}
 
 PHONE_TEXT_FIELDS = ("a", "b", "c", "d", "e")
 GROUP_NAME_FIELDS = ("name_a", "name_b", "name_c", "name_d", "name_e")
@@ -65,6 +81,89 @@ _LITERAL_SEGMENTS = frozenset({"groups", "phones", "batch", "blocked_numbers"})
 _ID = re.compile(r"^[1-9][0-9]{0,17}$")
 
 SEED_TIME = 1735689600  # 2025-01-01T00:00:00Z: seeded timestamps do not follow the clock
+
+
+@dataclass(frozen=True)
+class Lox24Quirks:
+    """How one dialect answers where CONTRACTS.md §5 says [INFER] or "not retrieved"."""
+
+    #: [INFER] "API Platform default is 30 per page"; no size is documented
+    page_size: int = PAGE_SIZE
+    #: Doc-version quirk: older examples "hydra:member", newer ones "member"
+    member_key: str = "hydra:member"
+    #: hydra links as paths (``/groups/7116/phones?page=2``) or absolute URLs on our host
+    absolute_links: bool = False
+    #: False: no ``hydra:totalItems`` and no ``hydra:last`` (API Platform's partial
+    #: pagination: ``hydra:next`` whenever a page is full, even if nothing follows)
+    total_items: bool = True
+    #: False: bare JSON arrays (and plain error objects) even for ``application/ld+json``
+    hydra: bool = True
+    #: where the lockout text stands in the 429: a Hydra error, problem+json ``detail``,
+    #: a text/plain body, or no body at all
+    lockout_body: Literal["hydra", "detail", "text", "none"] = "hydra"
+    #: the status of a wrong token (Doc: 401 "Client ID or API key isn't active or
+    #: invalid!"; the SDK calls 403 "Account blocked or API key is not active")
+    bad_token_status: int = 401
+    #: [INFER] a phone already in the group: stored again (no uniqueness rule is
+    #: documented) or refused with 409 "Conflict - Entity already exists"
+    duplicates: Literal["keep", "conflict"] = "keep"
+    #: the per-item status of an injected batch failure
+    item_failure_status: int = 500
+    #: the status of an injected DELETE /phones/{id} failure (None: deletes never fail)
+    delete_failure_status: int | None = None
+    #: [INFER] phones stored as given, normalised to E.164, or German numbers in the
+    #: national form (Doc, /sms: "national 01701234567 for German accounts")
+    storage: Literal["given", "e164", "national"] = "given"
+
+
+DIALECTS: dict[str, Lox24Quirks] = {
+    "default": Lox24Quirks(),
+    "modern": Lox24Quirks(
+        page_size=50,
+        member_key="member",
+        absolute_links=True,
+        lockout_body="detail",
+        bad_token_status=403,
+        duplicates="conflict",
+        item_failure_status=503,
+        delete_failure_status=503,
+        storage="e164",
+    ),
+    "lean": Lox24Quirks(
+        page_size=10,
+        total_items=False,
+        lockout_body="text",
+        item_failure_status=423,
+        delete_failure_status=423,
+        storage="national",
+    ),
+    "plain": Lox24Quirks(hydra=False, lockout_body="none", item_failure_status=418),
+}
+DIALECT_NOTES: dict[str, str] = {
+    "default": "Hydra pages of 30, hydra:member, relative links, lockout as a Hydra error, "
+    "401 for a wrong token, duplicates stored again, per-item 500, phones as given",
+    "modern": "pages of 50, 'member', absolute hydra:next URLs, lockout in problem+json "
+    "'detail', 403 for a wrong token, 409 for a duplicate, per-item and DELETE 503, "
+    "phones normalised to E.164",
+    "lean": "pages of 10 without hydra:totalItems (next whenever a page is full), lockout "
+    "as text/plain, per-item and DELETE 423, German phones stored national (0151...)",
+    "plain": "bare JSON arrays even for application/ld+json (no Hydra at all), lockout "
+    "as a 429 with no body, per-item 418",
+}
+
+
+def canonical_phone(raw: str) -> str:
+    """[INFER] how the server reads a phone it stores: separators dropped, ``00`` as
+    ``+``, a national ``0…`` as German (the sandbox account is German), bare digits as
+    international without ``+``."""
+    compact = re.sub(r"[\s\-().\/]", "", raw)
+    if compact.startswith("00"):
+        return "+" + compact[2:]
+    if compact.startswith("0"):
+        return "+49" + compact[1:]
+    if compact.isdigit():
+        return "+" + compact
+    return compact
 
 
 class _Reply(Exception):
@@ -84,13 +183,16 @@ class Lox24Emulator(Emulator):
     type_name = "lox24"
     # [INFER] sandbox credential: the documented `clientNumber:apiKey` form.
     credentials: ClassVar[dict[str, str]] = {"token": "1234567:sandbox-lox24-key"}
-    #: key of the members array in phone/group collections (tests may switch it to "member")
-    member_key: ClassVar[str] = "hydra:member"
+    dialects: ClassVar[Mapping[str, Any]] = DIALECTS
+    dialect_notes: ClassVar[Mapping[str, str]] = DIALECT_NOTES
+    quirks: Lox24Quirks
     #: False: the account behind the good token is not activated (403 to every request)
     account_active: ClassVar[bool] = True
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        #: key of the members array in phone/group collections (tests may switch it)
+        self.member_key = self.quirks.member_key
         # [INFER] the request id comes from a seeded RNG so replays are reproducible.
         self._request_ids = random.Random(f"lox24-request-id-{self.faults.spec.seed}")
         # group id -> (cache key, phone ids in list order); see _page_ids
@@ -223,8 +325,30 @@ class Lox24Emulator(Emulator):
         return self._error(500, TEXT_500)
 
     def rate_limited(self, retry_after: int) -> httpx.Response:
-        # [INFER] the only documented 429 text is the IP-lockout one.
-        return self._error(429, TEXT_429, headers={"Retry-After": str(retry_after)})
+        # [INFER] no throttle is documented (the only documented 429 is the IP lockout,
+        # see _lockout): an injected one says so in words, never with the lockout's.
+        return self._error(429, TEXT_THROTTLED, headers={"Retry-After": str(retry_after)})
+
+    def _lockout(self, retry_after: int) -> httpx.Response:
+        """Doc: "all subsequent requests from this IP will receive a response with the
+        429 status" with the text "IP address was temporary blocked, …"; [INFER] where
+        the text stands is the dialect's."""
+        headers = {"Retry-After": str(retry_after)}
+        shape = self.quirks.lockout_body
+        if shape == "none":
+            return httpx.Response(
+                429, headers={"X-LOX24-REQUEST-ID": self._request_id(), **headers}
+            )
+        if shape == "text":
+            return httpx.Response(
+                429,
+                text=TEXT_429,
+                headers={"X-LOX24-REQUEST-ID": self._request_id(), **headers},
+            )
+        if shape == "detail":
+            body = {"type": "/errors/429", "title": "Too Many Requests", "detail": TEXT_429}
+            return self._json(429, body, content_type="application/problem+json", headers=headers)
+        return self._error(429, TEXT_429, headers=headers)
 
     # -- responses ----------------------------------------------------------------------
 
@@ -255,18 +379,40 @@ class Lox24Emulator(Emulator):
     def _error(
         self, status: int, description: str, headers: dict[str, str] | None = None
     ) -> httpx.Response:
+        if not self.quirks.hydra:
+            body = _plain_error_body(status, description)
+            return self._json(status, body, content_type="application/json", headers=headers)
         return self._json(status, _error_body(description), headers=headers)
 
-    def _violations(self, violations: list[tuple[str, str]]) -> httpx.Response:
-        return self._json(422, _violation_body(violations))
+    def _item_error(self, status: int, description: str) -> dict[str, Any]:
+        """The body of one failed batch item, in the dialect's error shape."""
+        if not self.quirks.hydra:
+            return _plain_error_body(status, description)
+        return _error_body(description)
 
-    @staticmethod
-    def _wants_ld(request: httpx.Request) -> bool:
+    def _violations(self, violations: list[tuple[str, str]]) -> httpx.Response:
+        body = _violation_body(violations)
+        if not self.quirks.hydra:
+            return self._json(422, _plain(body), content_type="application/json")
+        return self._json(422, body)
+
+    def _wants_ld(self, request: httpx.Request) -> bool:
         # Doc: `Accept: application/json` gives plain JSON (bare arrays for collections);
         # `application/ld+json` gives JSON-LD. [INFER] anything else gets JSON-LD (the
-        # API Platform default format).
+        # API Platform default format); the "plain" dialect answers plain JSON always.
+        if not self.quirks.hydra:
+            return False
         accept = request.headers.get("Accept", "")
         return "application/ld+json" in accept or "application/json" not in accept
+
+    def _stored_form(self, phone: str) -> str:
+        """The phone as the dialect stores it (Doc: only "<= 30 characters")."""
+        if self.quirks.storage == "given":
+            return phone
+        e164 = canonical_phone(phone)
+        if self.quirks.storage == "national" and e164.startswith("+49"):
+            return "0" + e164[3:]  # Doc, /sms: "national 01701234567 for German accounts"
+        return e164
 
     def _item(self, request: httpx.Request, status: int, body: dict[str, Any]) -> httpx.Response:
         if self._wants_ld(request):
@@ -281,7 +427,7 @@ class Lox24Emulator(Emulator):
         # [INFER] the sandbox sees every request as coming from one IP address.
         if lock["blocked_until"] > now:
             left = max(1, math.ceil(lock["blocked_until"] - now))
-            raise _Reply(self._error(429, TEXT_429, headers={"Retry-After": str(left)}))
+            raise _Reply(self._lockout(left))
         presented = self.credential_of(request)
         if presented is not None and presented == self.accepted.get("token"):
             if not self.account_active:
@@ -300,7 +446,11 @@ class Lox24Emulator(Emulator):
             lock["blocked_until"] = now + LOCKOUT_SECONDS
             failures = []
         lock["failures"] = failures
-        raise _Reply(self._error(401, TEXT_401))
+        if request.method not in self.write_methods:
+            # the base persists after writes only: the IP's record must outlive this run
+            # (the next `blocklist plan` is a new process and meets the lockout)
+            self.save()
+        raise _Reply(self._error(self.quirks.bad_token_status, TEXT_401))
 
     # -- routing ------------------------------------------------------------------------
 
@@ -387,29 +537,36 @@ class Lox24Emulator(Emulator):
         if not self._wants_ld(request):
             # Doc: with `Accept: application/json` a collection is a bare array.
             return self._json(200, [_plain(m) for m in members], content_type="application/json")
+        q = self.quirks
+        origin = f"{request.url.scheme}://{request.url.netloc.decode()}" if q.absolute_links else ""
 
         def link(n: int) -> str:
-            return f"{iri}?{urlencode({**(query or {}), 'page': n})}"
+            return f"{origin}{iri}?{urlencode({**(query or {}), 'page': n})}"
 
-        last = max(1, math.ceil(total / PAGE_SIZE))
         view: dict[str, Any] = {
             "@id": link(page),
             "@type": "hydra:PartialCollectionView",
             "hydra:first": link(1),
-            "hydra:last": link(last),
         }
+        if q.total_items:
+            last = max(1, math.ceil(total / q.page_size))
+            view["hydra:last"] = link(last)
+            more = page < last
+        else:
+            more = len(members) == q.page_size  # partial pagination: a full page has a next
         if page > 1:
             view["hydra:previous"] = link(page - 1)
-        if page < last:
+        if more:
             view["hydra:next"] = link(page + 1)
         body: dict[str, Any] = {
             "@context": context,
             "@id": iri,
             "@type": "hydra:Collection",
             member_key: members,
-            "hydra:totalItems": total,
-            "hydra:view": view,
         }
+        if q.total_items:
+            body["hydra:totalItems"] = total
+        body["hydra:view"] = view
         if search:
             body["hydra:search"] = search
         return self._json(200, body)
@@ -422,8 +579,9 @@ class Lox24Emulator(Emulator):
         if cached is None or cached[0] != key:
             cached = self._order_cache[gid] = (key, list(phones))
         order = cached[1]
-        start = (page - 1) * PAGE_SIZE
-        return order[start : start + PAGE_SIZE]
+        size = self.quirks.page_size
+        start = (page - 1) * size
+        return order[start : start + size]
 
     # -- groups ---------------------------------------------------------------------
 
@@ -437,7 +595,8 @@ class Lox24Emulator(Emulator):
     def _list_groups(self, request: httpx.Request) -> httpx.Response:
         page = self._page(request)
         groups = list(self.state["groups"].values())
-        chunk = groups[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+        size = self.quirks.page_size
+        chunk = groups[(page - 1) * size : page * size]
         return self._collection(
             request,
             context="/contexts/Group",
@@ -565,10 +724,19 @@ class Lox24Emulator(Emulator):
             return self._error(400, TEXT_400)
         if status == 422:
             return self._violations(violations)
-        # [INFER] duplicates in a group are allowed: the docs state no uniqueness rule.
-        pid = self._put_phone(self.state, gid, body)
+        # [INFER] duplicates in a group are allowed: the docs state no uniqueness rule
+        # (the "conflict" dialects answer 409 "Conflict - Entity already exists").
+        if self.quirks.duplicates == "conflict" and self._present(gid, body["phone"]):
+            return self._error(409, TEXT_409)
+        pid = self._put_phone(self.state, gid, {**body, "phone": self._stored_form(body["phone"])})
         self._writes += 1
         return self._item(request, 201, self._phone_view(self.state["phones"][gid][pid]))
+
+    def _present(self, gid: str, phone: str, seen: set[str] | None = None) -> bool:
+        """Whether the group holds ``phone`` (compared as the server reads numbers)."""
+        if seen is None:
+            seen = {canonical_phone(p["phone"]) for p in self.state["phones"][gid].values()}
+        return canonical_phone(phone) in seen
 
     def _create_phones_batch(self, request: httpx.Request, gid: str) -> httpx.Response:
         endpoint = "POST /groups/{id}/phones/batch"
@@ -579,34 +747,50 @@ class Lox24Emulator(Emulator):
             return self._error(400, TEXT_400)
         # Doc: no batch size limit is documented, so none is enforced.
         self.count_numbers(endpoint, len(body))
+        q = self.quirks
+        seen = None
+        if q.duplicates == "conflict":
+            seen = {canonical_phone(p["phone"]) for p in self.state["phones"][gid].values()}
         results: list[dict[str, Any]] = []
         for item in body:
             status, violations = self.phone_problems(item)
             if status == 400:
-                results.append({"status": 400, "body": _error_body(TEXT_400)})
+                results.append({"status": 400, "body": self._item_error(400, TEXT_400)})
             elif status == 422:
                 results.append({"status": 422, "body": _violation_body(violations)})
+            elif seen is not None and self._present(gid, item["phone"], seen):
+                # the "conflict" dialects: Doc 409 "Conflict - Entity already exists"
+                results.append({"status": 409, "body": self._item_error(409, TEXT_409)})
             elif self.fail_number():
-                # [INFER] an injected partial failure: this item gets a 500 and is not stored.
-                results.append({"status": 500, "body": _error_body(TEXT_500)})
+                # [INFER] an injected partial failure: the item gets the dialect's status
+                # (500 by default) with the fault's words, and is not stored.
+                failure = q.item_failure_status
+                words = self.failure_reason(ITEM_FAILURE_TEXT.get(failure, TEXT_500))
+                results.append({"status": failure, "body": self._item_error(failure, words)})
             else:
-                pid = self._put_phone(self.state, gid, item)
+                stored = {**item, "phone": self._stored_form(item["phone"])}
+                pid = self._put_phone(self.state, gid, stored)
                 self._writes += 1
+                if seen is not None:
+                    seen.add(canonical_phone(item["phone"]))
                 results.append(
                     {"status": 201, "body": self._phone_view(self.state["phones"][gid][pid])}
                 )
+        if not self._wants_ld(request):
+            # the "plain" dialect: a bare array of {status, body}, no JSON-LD keys
+            plain = [{"status": r["status"], "body": _plain(r["body"])} for r in results]
+            return self._json(201, plain, content_type="application/json")
         # Doc: 201 "Groups resource created" with @context, @id, @type, hydra:totalItems
         # and hydra:member [{status: <HTTP code>, body: <Phone>}] — a per-item status.
-        return self._json(
-            201,
-            {
-                "@context": "/contexts/Phone",
-                "@id": f"/groups/{gid}/phones/batch",
-                "@type": "hydra:Collection",
-                "hydra:totalItems": len(results),
-                "hydra:member": results,
-            },
-        )
+        reply: dict[str, Any] = {
+            "@context": "/contexts/Phone",
+            "@id": f"/groups/{gid}/phones/batch",
+            "@type": "hydra:Collection",
+        }
+        if q.total_items:
+            reply["hydra:totalItems"] = len(results)
+        reply[self.member_key] = results
+        return self._json(201, reply)
 
     def _phone(self, pid: str) -> dict[str, Any]:
         gid = self.state["phone_group"].get(pid)
@@ -628,7 +812,7 @@ class Lox24Emulator(Emulator):
             return self._violations(violations)
         for key in ("phone", *PHONE_TEXT_FIELDS, "callback_data"):
             if key in body:
-                record[key] = body[key]
+                record[key] = self._stored_form(body[key]) if key == "phone" else body[key]
         self._writes += 1
         return self._item(request, 200, self._phone_view(record))
 
@@ -636,6 +820,10 @@ class Lox24Emulator(Emulator):
         # Doc: DELETE /phones/{id} by phone id: 204 "The entity has been deleted"; 404.
         self.count_numbers("DELETE /phones/{id}", 1)
         self._phone(pid)
+        failure = self.quirks.delete_failure_status
+        if failure is not None and self.fail_number():
+            # [INFER] an injected failure of this one number's delete: nothing deleted
+            return self._error(failure, self.failure_reason(ITEM_FAILURE_TEXT[failure]))
         gid = self.state["phone_group"].pop(pid)
         del self.state["phones"][gid][pid]
         self._writes += 1
@@ -664,7 +852,8 @@ class Lox24Emulator(Emulator):
         if type_ is not None:
             records = [r for r in records if str(r["type"]) == type_]
         query = {k: v for k, v in (("number", number), ("type", type_)) if v is not None}
-        chunk = records[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+        size = self.quirks.page_size
+        chunk = records[(page - 1) * size : page * size]
         return self._collection(
             request,
             context="/contexts/BlockedNumber",
@@ -727,6 +916,11 @@ def _error_body(description: str) -> dict[str, Any]:
         "hydra:title": "An error occurred",
         "hydra:description": description,
     }
+
+
+def _plain_error_body(status: int, description: str) -> dict[str, Any]:
+    # [INFER] API Platform's error for plain JSON (RFC 7807 members, no JSON-LD keys)
+    return {"type": f"/errors/{status}", "title": "An error occurred", "detail": description}
 
 
 def _violation_body(violations: list[tuple[str, str]]) -> dict[str, Any]:

@@ -9,13 +9,17 @@ per-request ``expiryDate``. There is deliberately no read endpoint: Ozonetel
 documents none (CONTRACTS §1 endpoint 4, "NOT FOUND"); tests inspect
 ``emulator.state`` / ``/__sandbox/state`` or :meth:`OzonetelEmulator.members`.
 
+Where the docs are silent the emulator answers in one of several dialects
+(``OzonetelEmulator.dialects``, options in :class:`Quirks`, one line each in
+``dialect_notes``): ``default`` (the first guess), ``strict``, ``alt``, ``lean``.
+
 State (plain JSON)::
 
     {"groups": {"1": {"id": 1, "name": "vendor-spam", "description": "...",
                       "numbers": {"+919811100001": null, "+919811100002": 1893436200}}},
      "group_names": {"vendor-spam": "1"},      # name -> id, O(1) lookups
      "next_id": 2,
-     "auth": {"token": null, "issued_at": null, "generated_at": [epoch, ...]}}
+     "auth": {"token": null, "issued_at": null, "uses": 0, "generated_at": [epoch, ...]}}
 
 A number maps to its expiry (epoch seconds) or ``null``; a number whose expiry
 has passed by ``self.clock()`` counts as gone and is dropped when touched.
@@ -26,8 +30,9 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import httpx
 
@@ -73,12 +78,81 @@ INVALID_GROUP = "Invalid group id"
 TOKEN_EXPIRED = "Token Expired"
 USERNAME_NULL = "UserName is null"
 BAD_USER_OR_KEY = "Invalid userName or apiKey"
+# Other CloudAgent APIs' throttling answer ({"message": "Max limit exceeded", "status": "error"}).
+MAX_LIMIT = "Max limit exceeded"
 # [INFER] Undocumented texts for limits the docs state without an error body.
 TOKEN_LIMIT_EXCEEDED = "Token generation limit exceeded"
 TOO_MANY_NUMBERS = "Maximum 100 numbers allowed per request"
 GROUP_EXISTS = "Group name already exists"
 BAD_EXPIRY = "expiryDate must be in the format YYYY-MM-DD HH:MM:SS"
 PAST_EXPIRY = "expiryDate must be in the future"
+
+#: [INFER] the HTTP status of each body-level error where a server sends 4xx, not 200
+_ERROR_STATUS = {
+    AUTH_FAILED: 401,
+    TOKEN_EXPIRED: 401,
+    BAD_USER_OR_KEY: 401,
+    USERNAME_NULL: 400,
+    MANDATORY: 400,
+    INVALID_DATA: 400,
+    INVALID_GROUP: 404,
+    TOKEN_LIMIT_EXCEEDED: 403,  # generateToken's quota refusal: forbidden, not throttled
+    GROUP_EXISTS: 409,
+}
+
+
+@dataclass(frozen=True)
+class Quirks:
+    """How one dialect answers where CONTRACTS §1 says [INFER] or "not documented"."""
+
+    #: body-level errors sent with a 4xx status (the same body) instead of HTTP 200
+    error_status_4xx: bool = False
+    #: create on an existing name: refused with ``group_exists_message``, refused as
+    #: "invalid data" with a ``name`` error, or carried out on the existing group
+    group_exists: Literal["refuse", "invalid_data", "reuse"] = "refuse"
+    group_exists_message: str = GROUP_EXISTS
+    #: what selects the group of a delete: ``id`` and/or ``groupName`` (both must agree),
+    #: ``id`` only (the error table's "Id"; groupName ignored), or ``groupName`` only
+    delete_selector: Literal["both", "id", "name"] = "both"
+    #: a number not in the group on delete: under ``output.error``, or in neither list
+    delete_absent: Literal["error", "silent"] = "error"
+    #: a token expires after this many block-number requests (None: only after TOKEN_TTL)
+    token_uses: int | None = None
+    #: (status, message) of generateToken's refusal of an 11th token in an hour
+    quota_answer: tuple[str, str] = ("false", TOKEN_LIMIT_EXCEEDED)
+    #: how ``succes``/``success`` list Indian numbers: +91…, 10 national digits, or 91…
+    echo: Literal["plus91", "national", "cc"] = "plus91"
+    #: an update must carry ``description`` and ``expiryDate`` (a date in the format)
+    update_requires_all: bool = False
+
+
+DIALECTS: dict[str, Quirks] = {
+    "default": Quirks(),
+    "strict": Quirks(
+        error_status_4xx=True,
+        group_exists="invalid_data",
+        delete_selector="id",
+        update_requires_all=True,
+    ),
+    "alt": Quirks(
+        group_exists_message="Block number group with this name already exists",
+        token_uses=25,
+        quota_answer=("false", MAX_LIMIT),  # what users of the real API were shown
+        echo="national",
+    ),
+    "lean": Quirks(group_exists="reuse", delete_selector="name", delete_absent="silent", echo="cc"),
+}
+
+DIALECT_NOTES: dict[str, str] = {
+    "default": "the first guess: every answer HTTP 200; 'Group name already exists'; "
+    "delete by id and/or groupName; absent numbers under output.error; echoes +91…",
+    "strict": "body-level errors with 4xx statuses; an existing name is 'invalid data' "
+    "(name); delete selects by id only; update requires description and expiryDate",
+    "alt": "other words: another group-exists text, the quota refused as 'Max limit exceeded'; "
+    "a token expires after 25 requests; echoes 10 national digits",
+    "lean": "create on an existing name adds to it and returns its id; delete selects by "
+    "groupName only; absent numbers in neither delete list; echoes 91… without +",
+}
 
 
 class _Answer(Exception):
@@ -148,6 +222,9 @@ class OzonetelEmulator(Emulator):
         "username": "sandbox",
         "api_key": "sandbox-ozonetel-key",
     }
+    dialects: ClassVar[dict[str, Quirks]] = DIALECTS
+    dialect_notes: ClassVar[dict[str, str]] = DIALECT_NOTES
+    quirks: Quirks
 
     def __init__(self, *, auth_mode: str = "token", **kwargs: Any) -> None:
         # The account-level 'API Authentication' setting (TOKEN_AUTH or BASIC_AUTH)
@@ -164,7 +241,7 @@ class OzonetelEmulator(Emulator):
             "groups": {},
             "group_names": {},
             "next_id": 1,
-            "auth": {"token": None, "issued_at": None, "generated_at": []},
+            "auth": {"token": None, "issued_at": None, "uses": 0, "generated_at": []},
         }
         if seed:
             # A group this tool never created: a reconciler must leave it alone.
@@ -206,8 +283,14 @@ class OzonetelEmulator(Emulator):
             body = getattr(self, handler)(request)
         except _Answer as answer:
             body = answer.body
-        # [INFER] HTTP status codes are not documented: every outcome is 200 with the envelope.
-        return httpx.Response(200, json=body)
+        return httpx.Response(self._status_of(body), json=body)
+
+    def _status_of(self, body: dict[str, Any]) -> int:
+        # [INFER] HTTP status codes are not documented: every outcome is 200 with the
+        # envelope, unless the dialect sends body-level errors with a 4xx status.
+        if not self.quirks.error_status_4xx or "token" in body or body["status"] == "success":
+            return 200
+        return _ERROR_STATUS.get(str(body.get("message")), 400)
 
     def server_error(self) -> httpx.Response:
         # [INFER] the envelope shape for a 5xx
@@ -218,7 +301,7 @@ class OzonetelEmulator(Emulator):
         # (CONTRACTS §1 "Rate / concurrency limits"); [INFER] here as a 429 with Retry-After.
         return httpx.Response(
             429,
-            json={"message": "Max limit exceeded", "status": "error"},
+            json={"message": MAX_LIMIT, "status": "error"},
             headers={"Retry-After": str(retry_after)},
         )
 
@@ -233,6 +316,11 @@ class OzonetelEmulator(Emulator):
             now = self.clock()
             numbers = self.state["groups"][gid]["numbers"]
             return {n: e for n, e in numbers.items() if e is None or e > now}
+
+    def issue_token(self) -> str:
+        """A fresh token, as generateToken would make it, for tests of a given ``token``."""
+        with self.lock:
+            return self._new_token(self.clock())
 
     # -- auth ------------------------------------------------------------------------
 
@@ -252,11 +340,19 @@ class OzonetelEmulator(Emulator):
         if len(recent) >= TOKEN_LIMIT:
             self.violation("generateToken more than 10 times per hour")
             auth["generated_at"] = recent
-            raise _false(TOKEN_LIMIT_EXCEEDED)
+            status, message = self.quirks.quota_answer
+            if status == "false":
+                raise _false(message)
+            raise _error(message)
+        return {"token": self._new_token(now), "message": ""}
+
+    def _new_token(self, now: float) -> str:
         # "Once a new token is generated, any previously issued tokens will become invalid."
+        auth = self.state["auth"]
+        recent = [t for t in auth["generated_at"] if now - t < TOKEN_WINDOW]
         token = "eyJ" + secrets.token_urlsafe(32)
-        auth.update(token=token, issued_at=now, generated_at=[*recent, now])
-        return {"token": token, "message": ""}
+        auth.update(token=token, issued_at=now, uses=0, generated_at=[*recent, now])
+        return token
 
     def _authenticate(self, request: httpx.Request) -> dict[str, Any]:
         """The request body once the caller is who it says; else an auth answer."""
@@ -266,11 +362,14 @@ class OzonetelEmulator(Emulator):
             token = _bearer(request)
             if token is None or token != auth["token"]:  # missing, unknown or superseded
                 raise self._auth_failed(request)
-            if self.clock() >= auth["issued_at"] + TOKEN_TTL:
+            uses = auth.get("uses", 0)
+            worn = self.quirks.token_uses is not None and uses >= self.quirks.token_uses
+            if worn or self.clock() >= auth["issued_at"] + TOKEN_TTL:
                 # [INFER] Not counted as an auth failure: an expiring token is the routine
                 # signal to refresh it, and requests already in flight with it are no
                 # "repeats after a rejection".
                 raise _false(TOKEN_EXPIRED)
+            auth["uses"] = uses + 1
         elif request.headers.get("apiKey") != self.accepted["api_key"]:
             # Basic mode: "headers apiKey: <key> and Content-Type: application/json"
             raise self._auth_failed(request)
@@ -311,11 +410,18 @@ class OzonetelEmulator(Emulator):
             raise _error(INVALID_DATA, {"blockNumbers": TOO_MANY_NUMBERS})
         return items
 
-    def _expiry(self, body: dict[str, Any]) -> float | None:
-        """``expiryDate`` as epoch seconds (IST wall time), or None when absent."""
+    def _expiry(self, body: dict[str, Any], *, required: bool = False) -> float | None:
+        """``expiryDate`` as epoch seconds (IST wall time), or None when absent.
+
+        [INFER] An absent, null or empty ``expiryDate`` means no expiry, unless the
+        dialect requires the field (``required``): then it must be a date in the
+        documented format ("Format: YYYY-MM-DD HH:MM:SS")."""
         raw = body.get("expiryDate")
         if raw is None or raw == "":
-            return None
+            if not required:
+                return None
+            if raw is None:
+                raise _error(MANDATORY)  # a missing (or null) key, as for name/description
         try:
             when = datetime.strptime(raw, EXPIRY_FORMAT).replace(tzinfo=IST).timestamp()
         except (TypeError, ValueError):
@@ -324,19 +430,22 @@ class OzonetelEmulator(Emulator):
             raise _error(INVALID_DATA, {"expiryDate": PAST_EXPIRY})  # [INFER]
         return when
 
-    def _group_of(self, body: dict[str, Any]) -> dict[str, Any]:
-        """The group named by ``groupName`` and/or ``id`` (both must agree)."""
+    def _group_of(self, body: dict[str, Any], selector: str = "both") -> dict[str, Any]:
+        """The group named by ``groupName`` and/or ``id`` (both must agree); ``selector``
+        ``id`` or ``name`` reads only that one and ignores the other."""
         gid = None
-        if "groupName" in body:
+        if "groupName" in body and selector != "id":
             name = body["groupName"]
             gid = self.state["group_names"].get(name) if isinstance(name, str) else None
             if gid is None:
                 raise _error(INVALID_GROUP)
-        if "id" in body:
+        if "id" in body and selector != "name":
             given = str(body["id"])
             if given not in self.state["groups"] or (gid is not None and gid != given):
                 raise _error(INVALID_GROUP)
             gid = given
+        if gid is None:
+            raise _error(INVALID_GROUP)  # the selector this dialect reads is not there
         return self.state["groups"][gid]
 
     def _alive(self, group: dict[str, Any], number: str) -> bool:
@@ -350,10 +459,18 @@ class OzonetelEmulator(Emulator):
             return False
         return True
 
+    def _echo(self, number: str) -> str:
+        """A stored number as the output lists show it (the dialect's echo format)."""
+        if self.quirks.echo == "national" and number.startswith("+91") and len(number) == 13:
+            return number[3:]
+        if self.quirks.echo == "cc":
+            return number[1:]
+        return number
+
     def _add(
         self, group: dict[str, Any], items: list[Any], expires: float | None
     ) -> tuple[list[str], list[str], int]:
-        """Store numbers: (normalised successes, failed inputs as given, new count)."""
+        """Store numbers: (echoed successes, failed inputs as given, new count)."""
         ok: list[str] = []
         bad: list[str] = []
         new = 0
@@ -375,7 +492,7 @@ class OzonetelEmulator(Emulator):
             # [INFER] a number already in the group takes this request's expiryDate
             # (none clears it).
             group["numbers"][number] = expires
-            ok.append(number)
+            ok.append(self._echo(number))
         return ok, bad, new
 
     # -- endpoints -------------------------------------------------------------------
@@ -389,31 +506,46 @@ class OzonetelEmulator(Emulator):
         self._check_length(description)
         items = self._block_numbers(request, body["blockNumbers"])
         expires = self._expiry(body)
-        if name in self.state["group_names"]:
-            raise _error(GROUP_EXISTS)  # [INFER] undocumented text
-        gid = self.state["next_id"]
-        self.state["next_id"] = gid + 1
-        group = {"id": gid, "name": name, "description": description, "numbers": {}}
-        self.state["groups"][str(gid)] = group
-        self.state["group_names"][name] = str(gid)
+        existing = self.state["group_names"].get(name)
+        if existing is not None and self.quirks.group_exists == "refuse":
+            raise _error(self.quirks.group_exists_message)  # [INFER] undocumented text
+        if existing is not None and self.quirks.group_exists == "invalid_data":
+            raise _error(INVALID_DATA, {"name": f"Name ({name}) already exists"})  # [INFER]
+        if existing is not None:  # "reuse": [INFER] the existing group takes the numbers
+            group, rows = self.state["groups"][existing], 0
+        else:
+            gid = self.state["next_id"]
+            self.state["next_id"] = gid + 1
+            group = {"id": gid, "name": name, "description": description, "numbers": {}}
+            self.state["groups"][str(gid)] = group
+            self.state["group_names"][name] = str(gid)
+            rows = 1
         ok, bad, _ = self._add(group, items, expires)
         return {
             "status": "success",
             "message": "created",
             "input": {"name": name, "description": description, "blockNumbers": items},
             # Quirk: "succes" is misspelt in create/update output.
-            "output": {"affectedRows": 1, "lastInsertId": gid, "succes": ok, "error": bad},
+            "output": {
+                "affectedRows": rows,
+                "lastInsertId": group["id"],
+                "succes": ok,
+                "error": bad,
+            },
         }
 
     def _update(self, request: httpx.Request) -> dict[str, Any]:
         body = self._authenticate(request)
         if "blockNumbers" not in body or ("groupName" not in body and "id" not in body):
             raise _error(MANDATORY)
+        strict = self.quirks.update_requires_all
+        if strict and "description" not in body:
+            raise _error(MANDATORY)  # the update body lists description
         group = self._group_of(body)
         if "description" in body:
             self._check_length(body["description"])
         items = self._block_numbers(request, body["blockNumbers"])
-        expires = self._expiry(body)
+        expires = self._expiry(body, required=strict)
         if "description" in body:
             group["description"] = body["description"]
         # "You can add multiple phone numbers to a Block Number group": additive.
@@ -432,7 +564,7 @@ class OzonetelEmulator(Emulator):
         key = "blockNumbers" if "blockNumbers" in body else "blockNumber"
         if key not in body or ("groupName" not in body and "id" not in body):
             raise _error(MANDATORY)  # [INFER] a group selector is needed (legacy API: id)
-        group = self._group_of(body)
+        group = self._group_of(body, self.quirks.delete_selector)
         items = self._block_numbers(request, body[key])
         ok: list[str] = []
         bad: list[str] = []
@@ -445,11 +577,14 @@ class OzonetelEmulator(Emulator):
             if number in seen:
                 continue  # five inputs with one duplicate give "deleted": 4
             seen.add(number)
-            if self._alive(group, number):
-                del group["numbers"][number]
-                ok.append(number)
+            if not self._alive(group, number):
+                if self.quirks.delete_absent == "error":
+                    bad.append(str(item))  # [INFER] not in the group
+            elif self.fail_number():
+                bad.append(str(item))  # not deleted: output.error under status success
             else:
-                bad.append(str(item))  # [INFER] not in the group
+                del group["numbers"][number]
+                ok.append(self._echo(number))
         return {
             "status": "success",
             "message": "deleted",
