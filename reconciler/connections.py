@@ -59,10 +59,10 @@ def resolve_credentials(
     sandbox = inst.base_url == SANDBOX
     out: dict[str, str] = {}
     missing: list[str] = []
-    for key in caps.credential_keys:
+    for key in caps.credential_keys + caps.optional_credential_keys:
         ref = inst.credentials.get(key)
         if ref is None:
-            if not sandbox:
+            if not sandbox and key not in caps.optional_credential_keys:
                 missing.append(f"credentials.{key} is not configured")
             continue
         value = env.get(ref.env)
@@ -76,7 +76,7 @@ def resolve_credentials(
             missing.append(f"environment variable {ref.env} (credentials.{key}) is not set")
     if missing:
         raise CredentialError(f"provider {name}: " + "; ".join(missing))
-    if sandbox and set(out) != set(caps.credential_keys):
+    if sandbox and not set(caps.credential_keys) <= set(out):
         out = dict(emulator_class(inst.type).credentials)  # the sandbox accepts its own
     return out
 

@@ -14,7 +14,7 @@ import errno
 import hashlib
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,26 @@ _ENTRY_KEYS = frozenset(Entry.model_fields)
 _SIMPLE_STR_KEYS = ("reason", "note", "owner")
 
 
+@dataclass(frozen=True)
+class Declaration:
+    """One list's entry of a watched number (``load_desired(watch=…)``), as written:
+    what ``blocklist why`` shows, before lists are merged per target."""
+
+    number: str  # E.164
+    list_name: str
+    source: str  # "blocklists/fraud.yaml:12"
+    written: str  # the number as the list writes it
+    reason: str | None
+    expires: dt.datetime | None  # after defaults and ttl, as the plan uses it
+    region: str | None  # the list's default_region
+    targets: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]  # (target name, attrs)
+    metadata: tuple[tuple[str, Any], ...] = ()  # ticket, note, owner, added, ttl, …
+
+
+#: region -> the watched number read with that default_region (None: not a number there)
+Watch = Callable[[str | None], str | None]
+
+
 @dataclass
 class Desired:
     """The merged desired state of a run."""
@@ -49,6 +69,9 @@ class Desired:
     lists: list[str] = field(default_factory=list)  # list names, in file order
     files: int = 0
     protected: dict[str, str] = field(default_factory=dict)  # number -> source
+    list_regions: dict[str, str | None] = field(default_factory=dict)  # list -> default_region
+    #: every entry of the watched number (``load_desired(watch=…)``), in file order
+    declarations: list[Declaration] = field(default_factory=list)
 
     @property
     def configuration(self) -> str:
@@ -149,11 +172,17 @@ def yaml_files(root: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
     return files, problems
 
 
-def load_desired(root: Path | str, display_root: str | None = None) -> Desired:
-    """Load and validate everything under ``root``; raise ConfigError with all problems."""
+def load_desired(
+    root: Path | str, display_root: str | None = None, *, watch: Watch | None = None
+) -> Desired:
+    """Load and validate everything under ``root``; raise ConfigError with all problems.
+
+    ``watch`` (``blocklist why``) reads one number with each list's default_region;
+    every entry of it is kept in ``Desired.declarations`` with its metadata, which
+    merging per target would otherwise drop. It costs one comparison per entry."""
     root = Path(root)
     shown = display_root if display_root is not None else str(root)
-    loader = _Loader(root, shown)
+    loader = _Loader(root, shown, watch)
     # what loading builds holds no reference cycles, and the cyclic collector would
     # otherwise rescan the hundreds of thousands of new objects again and again
     with paused_gc():
@@ -161,10 +190,20 @@ def load_desired(root: Path | str, display_root: str | None = None) -> Desired:
 
 
 class _Loader:
-    def __init__(self, root: Path, shown: str) -> None:
+    def __init__(self, root: Path, shown: str, watch: Watch | None = None) -> None:
         self.root = root
         self.shown = shown.rstrip("/") or "."
         self.problems: list[Problem] = []
+        self.watch = watch
+        self._watched: dict[str | None, str | None] = {}
+
+    def watched(self, region: str | None) -> str | None:
+        """The watched number as a list with ``region`` reads it (None: no watch)."""
+        if self.watch is None:
+            return None
+        if region not in self._watched:
+            self._watched[region] = self.watch(region)
+        return self._watched[region]
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -261,9 +300,10 @@ class _Loader:
                 providers.key_marks.get(name, (1, 1)) if isinstance(providers, LocDict) else (1, 1)
             )
             caps = adapter_class(inst.type).capabilities
+            allowed = caps.credential_keys + caps.optional_credential_keys
             for key in inst.credentials:
-                if key not in caps.credential_keys:
-                    expected = ", ".join(caps.credential_keys)
+                if key not in allowed:
+                    expected = ", ".join(allowed)
                     self.problem(
                         file,
                         mark,
@@ -347,8 +387,10 @@ class _Loader:
             self.problem(file, mark, f"default_region: unknown region {region!r}")
             return
         desired.lists.append(spec.name)
+        desired.list_regions[spec.name] = region
 
         targets = self.list_targets(file, data, spec, desired, target_modes)
+        wanted = self.watched(region)
         defaults = spec.defaults
         default_expires = to_utc(defaults.expires) if defaults.expires is not None else None
         seen: dict[str, int] = {}
@@ -380,6 +422,20 @@ class _Loader:
             entry = DesiredEntry(number, reason, expires, (), source, spec.name)
             for target, attrs in targets:
                 self.merge(file, mark, desired, target, entry, attrs)
+            if wanted is not None and number == wanted:
+                desired.declarations.append(
+                    Declaration(
+                        number,
+                        spec.name,
+                        source,
+                        raw,
+                        reason,
+                        expires,
+                        region,
+                        tuple((t.name, attrs) for t, attrs in targets),
+                        _metadata(item),
+                    )
+                )
 
     def list_targets(
         self,
@@ -517,6 +573,30 @@ class _Loader:
             return
         if entry.expires is None or entry.expires > existing.expires:
             per_target[entry.number] = entry
+
+
+#: what an entry says besides its number, reason and expiry (kept, never sent)
+_DECLARED_KEYS = frozenset({"number", "reason", "expires"})
+
+
+def _metadata(item: Any) -> tuple[tuple[str, Any], ...]:
+    """An entry's other keys (ticket, note, owner, labels, meta, added, ttl) as plain
+    JSON-able values, in the order the list writes them."""
+    if not isinstance(item, dict):
+        return ()
+    return tuple((str(k), _plain(v)) for k, v in item.items() if k not in _DECLARED_KEYS)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return iso(to_utc(value))
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return value
 
 
 def _attrs_text(attrs: Iterable[tuple[str, str]]) -> str:

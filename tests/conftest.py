@@ -1,12 +1,14 @@
 """Shared pytest configuration: the ``slow`` marker, the loopback server of the emulator
 tests, and ``project``: a copy of the shipped blocklists in a fresh directory."""
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from loopback import Loopback
+from pgserver import PgServer, PgServerUnavailable
 
 REPO = Path(__file__).resolve().parent.parent
 #: environment that would change what the CLI prints or talks to
@@ -34,3 +36,23 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for var in CLEARED_ENV:
         monkeypatch.delenv(var, raising=False)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def pg_admin_dsn() -> Iterator[str]:
+    """A PostgreSQL server for the whole session (started here unless one is given)."""
+    given_dsn = os.environ.get("BLOCKLIST_TEST_POSTGRES_DSN")
+    if given_dsn:
+        yield given_dsn
+        return
+    server = PgServer()
+    try:
+        server.start()
+    except PgServerUnavailable as exc:
+        if os.environ.get("BLOCKLIST_REQUIRE_POSTGRES"):
+            pytest.fail(f"PostgreSQL is required here (BLOCKLIST_REQUIRE_POSTGRES): {exc}")
+        pytest.skip(f"no PostgreSQL to test the postgres state backend against: {exc}")
+    try:
+        yield server.dsn
+    finally:
+        server.stop()

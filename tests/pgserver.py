@@ -14,7 +14,7 @@ a DSN. ``PgServerUnavailable`` means "no binaries here" (tests skip on it);
     with PgServer() as server:
         dsn = server.create_database("scratch")
 
-``python -m reconciler.state.pgserver`` starts one and prints its DSN until
+``python tests/pgserver.py`` starts one and prints its DSN until
 interrupted.
 """
 

@@ -16,10 +16,10 @@ from reconciler.connections import Connections
 from reconciler.domain import Batch, LiveEntry, Op, Target
 from reconciler.errors import AuthError, CredentialError, ProviderError, RetryableError
 from reconciler.models import ProvidersFile
+from reconciler.operations.common import refresh_targets
 from reconciler.providers import adapter_class
 from reconciler.providers.lox24 import LOCKED_OUT, NO_ID_REASON, LockedOut, Lox24Adapter
 from reconciler.retry import RetryPolicy
-from reconciler.runner import refresh_targets
 from reconciler.sandbox.faults import Faults, FaultSpec
 from reconciler.sandbox.lox24 import TEXT_429, Lox24Emulator, Lox24Quirks, canonical_phone
 

@@ -116,9 +116,9 @@ def test_apply_under_faults_converges_in_one_rerun(tmp_path: Path, monkeypatch) 
     unmanaged = unmanaged_now(directory, emulators)
     assert sum(map(len, unmanaged.values())) >= 7  # the sandbox's seeded entries
 
-    # Ozonetel reports numbers that failed under output.error without a reason, and the
-    # executor rightly does not re-send them: that is what the one re-run is for. It runs
-    # with every network fault but no new per-number failures.
+    # Numbers a provider reports failed are re-sent within the apply, whatever its words;
+    # what still fails after every attempt is what the one re-run is for. It runs with
+    # every network fault but no new per-number failures.
     rerun_spec = without(FAULTS, "partial")
     runs = apply_converging(directory, f"{FAULTS},seed=7", f"{rerun_spec},seed=8")
     assert plan_exit(directory, NO_FAULTS) == 0
@@ -175,8 +175,9 @@ def expected_writes(adds: list[ListEntry], removes: int, created: bool) -> dict[
         {
             "POST /ca_apis/CAToken/generateToken": 1,
             "POST /ca_apis/createBlockNumber": 0 if created else 1,
-            "PUT /ca_apis/updateBlockNumbers": ozonetel_adds(list(by_expiry.values()), created)
-            - (0 if created else 1),
+            # a group state does not know is probed with an update first: refused once
+            # ("Invalid group id"), it takes the create's place among the writes
+            "PUT /ca_apis/updateBlockNumbers": ozonetel_adds(list(by_expiry.values()), created),
             "DELETE /ca_apis/deleteBlockNumber": math.ceil(removes / 100),
         }
     )
@@ -610,7 +611,9 @@ def test_credentials_appear_in_no_output_file_or_state(tmp_path: Path) -> None:
         run("plan", "-C", d, "-v", "--out", "plan.json", "--at", AT, env=env)
         run("show", "plan.json", "--format", "markdown", env=env)
         # per-number failures (Ozonetel's output.error) make the report carry reasons
-        lb.set_faults("partial=0.2,seed=3")
+        # half of the numbers fail: re-sent ones fail again often enough that some fail
+        # on every attempt, so the apply ends with failures to report
+        lb.set_faults("partial=0.5,seed=3")
         run("apply", "-C", d, "-v", "--auto-approve", "--report", "report.json", env=env, code=1)
         lb.set_faults(None)
         run("apply", "-C", d, "-v", "--auto-approve", "--report", "report2.json", env=env)

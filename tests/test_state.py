@@ -33,7 +33,7 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pgserver import PgServer, PgServerUnavailable, create_database
+from pgserver import create_database
 
 from reconciler.domain import ManagedEntry
 from reconciler.errors import LockError, StateError
@@ -57,26 +57,6 @@ BOB = LockInfo("bob", "runner-b", 5353, datetime(2026, 11, 22, 9, 31, tzinfo=UTC
 
 
 # -- fixtures -------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def pg_admin_dsn() -> Iterator[str]:
-    """A PostgreSQL server for the whole session (started here unless one is given)."""
-    given_dsn = os.environ.get("BLOCKLIST_TEST_POSTGRES_DSN")
-    if given_dsn:
-        yield given_dsn
-        return
-    server = PgServer()
-    try:
-        server.start()
-    except PgServerUnavailable as exc:
-        if os.environ.get("BLOCKLIST_REQUIRE_POSTGRES"):
-            pytest.fail(f"PostgreSQL is required here (BLOCKLIST_REQUIRE_POSTGRES): {exc}")
-        pytest.skip(f"no PostgreSQL to test the postgres state backend against: {exc}")
-    try:
-        yield server.dsn
-    finally:
-        server.stop()
 
 
 _database_numbers = itertools.count()

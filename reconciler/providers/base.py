@@ -59,6 +59,8 @@ class Capabilities:
     #: region of live numbers stored without a country code, unless the instance
     #: sets ``default_region`` (a provider's documented home region, if it has one)
     default_region: str | None = None
+    #: credential keys an instance may leave out (e.g. an existing token to use as given)
+    optional_credential_keys: tuple[str, ...] = ()
     #: values ``auth_mode`` may take in providers.yaml (the first is the default);
     #: empty: the type has one way to authenticate and takes no ``auth_mode``
     auth_modes: tuple[str, ...] = ()

@@ -147,6 +147,8 @@ class OzonetelAdapter(ProviderAdapter):
         # plus the optional "token" (an existing token: never generate one), read with
         # self._credentials.get("token"); optional keys need a Capabilities field
         credential_keys=("username", "api_key"),
+        # an existing token to use as given, never generating one (see the module docs)
+        optional_credential_keys=("token",),
         default_base_url="https://in1-ccaas-api.ozonetel.com",
         wire_format="Indian numbers as 10 digits, others E.164 with +",
         # the account's 'API Authentication' setting: TOKEN_AUTH or BASIC_AUTH
