@@ -172,7 +172,7 @@ class Executor:
     def limit(self, adapter: ProviderAdapter) -> asyncio.Semaphore:
         sem = self._limits.get(adapter.instance)
         if sem is None:
-            sem = asyncio.Semaphore(adapter.capabilities.concurrency_limit)
+            sem = asyncio.Semaphore(adapter.concurrency)
             self._limits[adapter.instance] = sem
         return sem
 

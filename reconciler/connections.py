@@ -12,7 +12,6 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -157,7 +156,6 @@ class Connections:
         credentials = resolve_credentials(name, inst, self.env)
         caps = cls.capabilities
         concurrency = min(inst.concurrency or caps.concurrency_limit, caps.concurrency_limit)
-        batch = min(inst.batch_size or caps.batch_limit, caps.batch_limit)
         timeout = httpx.Timeout(inst.timeout or DEFAULT_TIMEOUT, connect=10.0)
         limits = httpx.Limits(
             max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2
@@ -179,14 +177,16 @@ class Connections:
                 headers=headers,
             )
         self._clients.append(client)
-        options: dict[str, object] = {}
+        options: dict[str, object] = {
+            "concurrency": inst.concurrency,  # adapters clamp both to the type's limits
+            "batch_size": inst.batch_size,
+        }
         if caps.auth_modes:
             options["auth_mode"] = inst.auth_mode or caps.auth_modes[0]
         region = inst.default_region or caps.default_region
         if region:
             options["default_region"] = region.upper()
         adapter = cls(name, client, credentials, options)
-        adapter.capabilities = replace(caps, concurrency_limit=concurrency, batch_limit=batch)
         adapter.read_policy = DEFAULT_POLICY  # each read request re-sent on its own
         self.adapters[name] = adapter
         return adapter

@@ -162,10 +162,9 @@ class ProviderAdapter:
 
         ``meta`` is what state remembers of the target (e.g. a group id it learned).
         """
-        caps = self.capabilities
-        size = 1 if caps.remove_one_per_call else caps.batch_limit
+        size = 1 if self.capabilities.remove_one_per_call else self.batch_size
         out = [Batch(list(removes[i : i + size]), phase=0) for i in range(0, len(removes), size)]
-        step = caps.batch_limit
+        step = self.batch_size
         out += [Batch(list(adds[i : i + step]), phase=1) for i in range(0, len(adds), step)]
         return out
 
@@ -175,18 +174,32 @@ class ProviderAdapter:
 
     # -- HTTP helpers shared by adapters ---------------------------------------
 
+    @property
+    def batch_size(self) -> int:
+        """Numbers per write request for this instance: providers.yaml ``batch_size``
+        (``options["batch_size"]``), never above the type's documented limit."""
+        return self._clamped("batch_size", self.capabilities.batch_limit)
+
+    @property
+    def concurrency(self) -> int:
+        """Requests in flight at once for this instance: providers.yaml ``concurrency``,
+        never above the type's limit. The class's ``capabilities`` stay what the type
+        documents: planning and apply read the same values."""
+        return self._clamped("concurrency", self.capabilities.concurrency_limit)
+
+    def _clamped(self, key: str, limit: int) -> int:
+        wanted = self.options.get(key)
+        if isinstance(wanted, int) and not isinstance(wanted, bool) and wanted > 0:
+            return min(limit, wanted)
+        return limit
+
     def in_flight_limit(self) -> asyncio.Semaphore:
         """The one semaphore that caps this adapter's requests in flight, refresh pages
         and sends together (a provider may refuse more than N concurrent requests).
-        Made inside the running loop, and again if a later ``asyncio.run`` brings another;
-        an ``options["concurrency"]`` lower than the type's limit lowers it."""
+        Made inside the running loop, and again if a later ``asyncio.run`` brings another."""
         loop = asyncio.get_running_loop()
         if self._in_flight is None or self._in_flight_loop is not loop:
-            limit = self.capabilities.concurrency_limit
-            wanted = self.options.get("concurrency")
-            if isinstance(wanted, int) and not isinstance(wanted, bool) and wanted > 0:
-                limit = min(limit, wanted)
-            self._in_flight, self._in_flight_loop = asyncio.Semaphore(limit), loop
+            self._in_flight, self._in_flight_loop = asyncio.Semaphore(self.concurrency), loop
         return self._in_flight
 
     async def gated(self, call: Callable[[], Awaitable[T]]) -> T:

@@ -178,7 +178,7 @@ class KaleyraAdapter(ProviderAdapter):
         changes take ceil(n/100) requests. A number that is both removed and added (the
         planner never does this) falls back to removes-before-adds phases.
         """
-        size = self._batch_size()
+        size = self.batch_size
         if {op.number for op in removes} & {op.number for op in adds}:
             out = [Batch(list(removes[i : i + size]), 0) for i in range(0, len(removes), size)]
             return out + [Batch(list(adds[i : i + size]), 1) for i in range(0, len(adds), size)]
@@ -352,12 +352,6 @@ class KaleyraAdapter(ProviderAdapter):
         sid = self._credentials.get("sid") or ""
         quoted = quote(sid, safe="")
         return text.replace(quoted, "[redacted]") if len(quoted) >= 3 else text
-
-    def _batch_size(self) -> int:
-        wanted = self.options.get("batch_size")
-        if isinstance(wanted, int) and not isinstance(wanted, bool) and wanted > 0:
-            return min(wanted, MAX_PER_REQUEST)
-        return MAX_PER_REQUEST
 
 
 def _reason(body: Any) -> str:

@@ -302,7 +302,7 @@ class Lox24Adapter(ProviderAdapter):
                 for n in numbers:
                     pages[n] = await self._page(f"{base}?page={n}", base)
 
-            workers = min(self.capabilities.concurrency_limit, max(0, last - 1))
+            workers = min(self.concurrency, max(0, last - 1))
             try:
                 async with asyncio.TaskGroup() as group:  # one failing page stops the rest
                     for _ in range(workers):

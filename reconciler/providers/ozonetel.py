@@ -234,7 +234,7 @@ class OzonetelAdapter(ProviderAdapter):
         rest of the probe. The probe is the remainder of an expiry group (sizes 1..100),
         so that the create's number saves a request wherever one can be saved.
         """
-        limit = self.capabilities.batch_limit
+        limit = self.batch_size
         group_fields = {"group_id": meta["group_id"]} if meta.get("group_id") else {}
         out = [
             Batch(list(removes[i : i + limit]), phase=0, fields=dict(group_fields))

@@ -290,7 +290,7 @@ class WooxyAdapter(ProviderAdapter):
             done = await self._remove_all(target, removes)
             for op, outcome in zip(removes, done, strict=True):
                 by_op[id(op)] = outcome
-        step = self.capabilities.batch_limit
+        step = self.batch_size
         for start in range(0, len(adds), step):
             chunk = adds[start : start + step]
             for op, outcome in zip(chunk, await self._add(chunk), strict=True):
