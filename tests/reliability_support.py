@@ -345,8 +345,30 @@ def provider_numbers(emulator: Emulator, target: str) -> list[str]:
         return sorted(normalise_live(p["phone"]) for p in phones)
 
 
-def seed_unmanaged(emulator: Emulator, target: str, numbers: Iterable[str]) -> None:
-    """Put numbers on a provider's list by hand (as its users or another tool would)."""
+def opt_outs_now(emulator: Emulator, target: str) -> set[str]:
+    """Numbers the provider marks as its users' own opt-outs (Wooxy ``unsubscribe``,
+    LOX24 ``unsubscribed_at``): never to be managed, whatever the lists say."""
+    type_name, scope = TARGETS[target]
+    with emulator.lock:
+        state = emulator.state
+        if type_name == "wooxy":
+            return {
+                normalise_live(n)
+                for n, r in state["entries"].items()
+                if r["rejectType"] == "unsubscribe"
+            }
+        if type_name == "lox24":
+            phones = state["phones"].get(scope["group_id"], {}).values()
+            return {normalise_live(p["phone"]) for p in phones if p.get("unsubscribed_at")}
+    return set()
+
+
+def seed_unmanaged(
+    emulator: Emulator, target: str, numbers: Iterable[str], opt_out: bool = True
+) -> None:
+    """Put numbers on a provider's list by hand (as its users or another tool would);
+    Wooxy's are its users' opt-outs (rejectType unsubscribe), and LOX24's too when
+    ``opt_out`` (unsubscribed through a link)."""
     type_name, scope = TARGETS[target]
     with emulator.lock:
         state = emulator.state
@@ -379,7 +401,8 @@ def seed_unmanaged(emulator: Emulator, target: str, numbers: Iterable[str]) -> N
                 agent = state["agents"].setdefault(scope["agent_id"], {})
                 agent["".join(ch for ch in n if ch.isdigit())] = n
             else:
-                emulator.add_phone(scope["group_id"], n)  # type: ignore[attr-defined]
+                fields = {"unsubscribed_at": 1735776000} if opt_out else {}
+                emulator.add_phone(scope["group_id"], n, **fields)  # type: ignore[attr-defined]
         emulator.save()
 
 
@@ -471,13 +494,18 @@ def check_converged(
     ``unmanaged`` is what each provider held unmanaged before the run (numbers declared
     since are adopted). Per target, the provider's list must be exactly desired plus
     the still-unmanaged numbers, with no duplicate row, and state must record exactly
-    the desired numbers.
+    the desired numbers that are not the users' own opt-outs (those are never managed,
+    declared or not, and never removed).
     """
     problems: list[str] = []
     managed = state_numbers(blocklists)
     for target in TARGETS:
-        want = desired.get(target, set())
-        keep = unmanaged.get(target, set()) - want
+        opt_outs = opt_outs_now(emulators[TARGETS[target][0]], target)
+        declared_opt_outs = desired.get(target, set()) & opt_outs
+        want = desired.get(target, set()) - opt_outs
+        keep = (unmanaged.get(target, set()) - want) | declared_opt_outs
+        if declared_opt_outs & managed.get(target, set()):
+            problems.append(f"{target}: opt-outs managed: {sorted(declared_opt_outs)[:5]}")
         rows = provider_numbers(emulators[TARGETS[target][0]], target)
         have = set(rows)
         dups = sorted(n for n, c in Counter(rows).items() if c > 1)

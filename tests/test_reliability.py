@@ -424,6 +424,8 @@ def scenarios(draw: st.DrawFn) -> dict:
             "before": {n: draw(st.sampled_from(EXPIRY_CHOICES)) for n in sorted(before)},
             "after": {n: draw(st.sampled_from(EXPIRY_CHOICES)) for n in sorted(after)},
             "unmanaged": draw(st.sets(st.sampled_from(others), max_size=4)) if others else set(),
+            # LOX24's unmanaged numbers: its users' own opt-outs, or just unmanaged
+            "opt_out": draw(st.booleans()),
             # Ozonetel cannot be read: a number taken off it by hand is drift nobody sees
             "drift": set()
             if t.startswith("ozonetel") or not before
@@ -431,11 +433,17 @@ def scenarios(draw: st.DrawFn) -> dict:
             "reject_type": {n: draw(st.sampled_from(["invalid", "import"])) for n in SCENARIO_POOL},
         }
     rate = st.sampled_from
+    # the words of per-number failures: any text but the providers' documented ones
+    reason = draw(
+        st.sampled_from(
+            ["", "Service busy", "try later please", "db timeout 0x2f", "Übergangsfehler"]
+        )
+    )
     faults = (
         f"5xx={draw(rate([0, 0.05, 0.1, 0.2]))},429={draw(rate([0, 0.02]))},retry_after=0.2,"
         f"reset={draw(rate([0, 0.02]))},timeout={draw(rate([0, 0.01]))},"
         f"drop={draw(rate([0, 0.05, 0.1, 0.2]))},partial={draw(rate([0, 0.05, 0.1, 0.2]))},"
-        f"seed={draw(st.integers(0, 2**16))}"
+        f"seed={draw(st.integers(0, 2**16))}" + (f",reason={reason}" if reason else "")
     )
     return {"targets": targets, "faults": faults}
 
@@ -466,7 +474,7 @@ def run_scenario(lb, root: Path, scenario: dict, stats: Counter) -> list[str]:
     assert setup.exit_code == 0, setup.stdout[-2000:] + setup.stderr[-2000:]
     for t, spec in scenario["targets"].items():
         emulator = lb.emulators[TARGETS[t][0]]
-        seed_unmanaged(emulator, t, spec["unmanaged"])
+        seed_unmanaged(emulator, t, spec["unmanaged"], opt_out=spec["opt_out"])
         if spec["drift"]:
             remove_by_hand(emulator, t, spec["drift"])
     unmanaged = unmanaged_now(directory, lb.emulators)
