@@ -742,6 +742,8 @@ def test_numbers_reported_retryable_get_the_whole_retry_policy(tmp_path: Path) -
     class Flaky:
         instance = "flaky"
         capabilities = replace(PhonelyAdapter.capabilities, concurrency_limit=1)
+        batch_size = capabilities.batch_limit
+        concurrency = 1
 
         def __init__(self) -> None:
             self.sent: list[float] = []
