@@ -56,6 +56,17 @@ class LiveEntry:
     unparsed: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """When and by whom this tool recorded a number (state's per-number history, for
+    ``blocklist why``): one object per batch, shared by its entries."""
+
+    first: datetime  # when it was first recorded (added or adopted)
+    last: datetime  # when it was last recorded
+    by: str | None = None  # the actor of that last apply
+    commit: str | None = None  # the commit that apply ran at
+
+
 @dataclass(slots=True)
 class ManagedEntry:
     """What state remembers of a number this tool put there."""
@@ -69,6 +80,7 @@ class ManagedEntry:
     #: why the last remove of it failed; the entry stays managed until a remove is
     #: confirmed, so the next plan shows the remove again (None: nothing pending)
     pending: str | None = None
+    applied: Applied | None = None  # when and by whom it was recorded
 
 
 OpKind = Literal["add", "remove"]

@@ -261,7 +261,20 @@ def test_sqlite_hot_statements_use_the_primary_key_or_an_index(tmp_path: Path) -
         sqlite_backend.BUMP_SERIAL: (),
         sqlite_backend.READ_TARGET: ("t",),
         sqlite_backend.FIND_NUMBER: ("n",),
-        sqlite_backend.UPSERT_ENTRY: ("t", "n", None, None, None, None, "", None),
+        sqlite_backend.UPSERT_ENTRY: (
+            "t",
+            "n",
+            None,
+            None,
+            None,
+            None,
+            "",
+            None,
+            None,
+            None,
+            None,
+            None,
+        ),
     }
     for sql, params in statements.items():
         plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
@@ -745,3 +758,49 @@ def test_kill_9_loses_at_most_the_batch_in_flight(store: Store, tmp_path: Path) 
         completes.append(_check_after_kill(store, progress, worker.pid, where))
     assert completes == sorted(completes)
     assert completes[-1] > 0, f"no batch was ever recorded (seed {seed})"
+
+
+# -- per-number history and migrations ------------------------------------------------------
+
+
+def test_history_keeps_when_first_recorded_and_updates_the_last(store: Store) -> None:
+    from reconciler.domain import Applied
+
+    state = store.open()
+    t1 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+    t2 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    state.record_batch(T1, [entry("+919876543210", applied=Applied(t1, t1, "alice", "c0ffee"))])
+    state.record_batch(T1, [entry("+919876543210", applied=Applied(t2, t2, "bob", "beef00"))])
+    (got,) = state.read_target(T1).values()
+    assert got.applied == Applied(t1, t2, "bob", "beef00")
+    exported = state.export_state()
+    assert exported["targets"][T1]["entries"][0]["applied"]["first"].startswith("2026-11-01")
+    state.import_state(exported)
+    assert next(iter(state.read_target(T1).values())).applied == Applied(t1, t2, "bob", "beef00")
+
+
+def test_a_version_1_sqlite_state_migrates_and_keeps_its_entries(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    conn = sqlite3.connect(path)
+    for statement in sqlite_backend.MIGRATIONS[1]:
+        conn.execute(statement)
+    conn.execute("INSERT INTO meta (id, lineage, serial, schema_version) VALUES (1, 'lin', 7, 1)")
+    conn.execute(
+        "INSERT INTO entries (target, number, reason, source) VALUES (?, ?, 'fraud', 'a.yaml:3')",
+        (T1, "+919876543210"),
+    )
+    conn.commit()
+    conn.close()
+    state = open_state("sqlite", path=path)
+    try:
+        assert state.lineage() == "lin" and state.serial() == 7
+        (got,) = state.read_target(T1).values()
+        assert (got.number, got.reason, got.source, got.pending, got.applied) == (
+            "+919876543210", "fraud", "a.yaml:3", None, None,
+        )  # fmt: skip
+    finally:
+        state.close()
+    with sqlite3.connect(path) as check:
+        version = check.execute("SELECT schema_version FROM blocklist_meta").fetchone()
+    check.close()
+    assert version == (SCHEMA_VERSION,)

@@ -18,8 +18,8 @@ from typing import Any
 from ..domain import ManagedEntry
 
 #: 2: one schema for both backends (``blocklist_*`` tables), pending removes, and the
-#: configuration a state belongs to
-SCHEMA_VERSION = 2
+#: configuration a state belongs to; 3: when and by whom each number was recorded
+SCHEMA_VERSION = 3
 EXPORT_FORMAT_VERSION = 1
 
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..domain import ManagedEntry
+from ..domain import Applied, ManagedEntry
 from ..errors import LockError, StateError
 from ..gcpause import paused_gc
 from .base import EXPORT_FORMAT_VERSION, SCHEMA_VERSION, LockInfo
@@ -56,11 +56,24 @@ def decode_attrs(text: str | None) -> tuple[tuple[str, str], ...]:
 
 
 #: the columns of an entry row, in the order of ``entry_columns``
-ENTRY_COLUMNS = ("number", "expires", "reason", "attrs", "provider_id", "source", "pending")
+ENTRY_COLUMNS = (
+    "number",
+    "expires",
+    "reason",
+    "attrs",
+    "provider_id",
+    "source",
+    "pending",
+    "first_applied",
+    "last_applied",
+    "applied_by",
+    "applied_commit",
+)
 
 
 def entry_columns(entry: ManagedEntry) -> tuple[Any, ...]:
-    """(number, expires, reason, attrs, provider_id, source, pending) as stored."""
+    """The values of ``ENTRY_COLUMNS`` as stored."""
+    applied = entry.applied
     return (
         entry.number,
         encode_expires(entry.expires),
@@ -69,6 +82,10 @@ def entry_columns(entry: ManagedEntry) -> tuple[Any, ...]:
         entry.provider_id,
         entry.source or "",
         entry.pending,
+        encode_expires(applied.first) if applied else None,
+        encode_expires(applied.last) if applied else None,
+        applied.by if applied else None,
+        applied.commit if applied else None,
     )
 
 
@@ -82,9 +99,22 @@ def entries_from_rows(rows: Iterable[tuple[Any, ...]]) -> dict[str, ManagedEntry
     """
     expires_cache: dict[Any, datetime | None] = {None: None}
     attrs_cache: dict[Any, tuple[tuple[str, str], ...]] = {None: ()}
+    applied_cache: dict[tuple[Any, ...], Applied | None] = {(None, None, None, None): None}
     out: dict[str, ManagedEntry] = {}
     with paused_gc():
-        for number, expires, reason, attrs, provider_id, source, pending in rows:
+        for row in rows:
+            number, expires, reason, attrs, provider_id, source, pending = row[:7]
+            history = tuple(row[7:11])
+            try:
+                applied = applied_cache[history]
+            except KeyError:
+                first, last, by, commit = history
+                applied = applied_cache[history] = Applied(
+                    _decode_expires_any(first) or _decode_expires_any(last),  # type: ignore[arg-type]
+                    _decode_expires_any(last) or _decode_expires_any(first),  # type: ignore[arg-type]
+                    by,
+                    commit,
+                )
             try:
                 when = expires_cache[expires]
             except KeyError:
@@ -93,7 +123,9 @@ def entries_from_rows(rows: Iterable[tuple[Any, ...]]) -> dict[str, ManagedEntry
                 pairs = attrs_cache[attrs]
             except KeyError:
                 pairs = attrs_cache[attrs] = _decode_attrs_any(attrs)
-            out[number] = ManagedEntry(number, when, reason, pairs, provider_id, source, pending)
+            out[number] = ManagedEntry(
+                number, when, reason, pairs, provider_id, source, pending, applied
+            )
     return out
 
 
@@ -120,6 +152,13 @@ def entry_to_json(entry: ManagedEntry) -> dict[str, Any]:
     }
     if entry.pending is not None:
         out["pending"] = entry.pending
+    if entry.applied is not None:
+        out["applied"] = {
+            "first": encode_expires(entry.applied.first),
+            "last": encode_expires(entry.applied.last),
+            "by": entry.applied.by,
+            "commit": entry.applied.commit,
+        }
     return out
 
 
@@ -204,7 +243,7 @@ def parse_export(data: Any) -> ParsedExport:
 def _entry_from_json(raw: Any, where: str) -> ManagedEntry:
     if not isinstance(raw, Mapping):
         raise StateError(f"state export: {where} must be an object")
-    unknown = set(raw) - set(ENTRY_COLUMNS)
+    unknown = set(raw) - {*ENTRY_COLUMNS[:7], "applied"}
     if unknown:
         raise StateError(f"state export: {where} has unknown keys {sorted(unknown)}")
     number = raw.get("number")
@@ -234,7 +273,25 @@ def _entry_from_json(raw: Any, where: str) -> ManagedEntry:
         provider_id=raw.get("provider_id"),
         source=raw.get("source") or "",
         pending=raw.get("pending"),
+        applied=_applied_from_json(raw.get("applied"), where),
     )
+
+
+def _applied_from_json(raw: Any, where: str) -> Applied | None:
+    if raw is None:
+        return None
+    try:
+        first, last = decode_expires(raw["first"]), decode_expires(raw["last"])
+        by, commit = raw.get("by"), raw.get("commit")
+        if (
+            first is None
+            or last is None
+            or not all(v is None or isinstance(v, str) for v in (by, commit))
+        ):
+            raise ValueError(raw)
+    except (KeyError, TypeError, ValueError):
+        raise StateError(f"state export: {where}.applied is not a valid record") from None
+    return Applied(first, last, by, commit)
 
 
 def lock_error(holder: LockInfo) -> LockError:

@@ -79,18 +79,29 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE blocklist_entries ADD COLUMN pending text",  # why the last remove failed
         "ALTER TABLE blocklist_meta ADD COLUMN configuration text",
     ),
+    3: (  # when and by whom each number was recorded (blocklist why)
+        "ALTER TABLE blocklist_entries ADD COLUMN first_applied timestamptz",
+        "ALTER TABLE blocklist_entries ADD COLUMN last_applied timestamptz",
+        "ALTER TABLE blocklist_entries ADD COLUMN applied_by text",
+        "ALTER TABLE blocklist_entries ADD COLUMN applied_commit text",
+    ),
 }
 assert max(MIGRATIONS) == SCHEMA_VERSION, "add a migration for the new SCHEMA_VERSION"
 
 UPSERT_ENTRIES = """INSERT INTO blocklist_entries
-        (target, number, expires, reason, attrs, provider_id, source, pending)
+        (target, number, expires, reason, attrs, provider_id, source, pending,
+         first_applied, last_applied, applied_by, applied_commit)
     SELECT %s, * FROM unnest(
         %s::text[], %s::text[]::timestamptz[], %s::text[], %s::text[]::jsonb[],
-        %s::text[], %s::text[], %s::text[])
+        %s::text[], %s::text[], %s::text[],
+        %s::text[]::timestamptz[], %s::text[]::timestamptz[], %s::text[], %s::text[])
     ON CONFLICT (target, number) DO UPDATE SET
         expires = excluded.expires, reason = excluded.reason, attrs = excluded.attrs,
         provider_id = excluded.provider_id, source = excluded.source,
-        pending = excluded.pending"""
+        pending = excluded.pending,
+        first_applied = coalesce(blocklist_entries.first_applied, excluded.first_applied),
+        last_applied = excluded.last_applied, applied_by = excluded.applied_by,
+        applied_commit = excluded.applied_commit"""
 DELETE_ENTRIES = "DELETE FROM blocklist_entries WHERE target = %s AND number = ANY(%s::text[])"
 ADVISORY_HOLDERS = """SELECT pid FROM pg_locks
     WHERE locktype = 'advisory' AND granted AND objsubid = 1

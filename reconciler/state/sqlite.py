@@ -84,17 +84,27 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         f"ALTER TABLE {ENTRIES} ADD COLUMN pending TEXT",  # why the last remove failed
         f"ALTER TABLE {META} ADD COLUMN configuration TEXT",
     ),
+    3: (  # when and by whom each number was recorded (blocklist why)
+        f"ALTER TABLE {ENTRIES} ADD COLUMN first_applied TEXT",
+        f"ALTER TABLE {ENTRIES} ADD COLUMN last_applied TEXT",
+        f"ALTER TABLE {ENTRIES} ADD COLUMN applied_by TEXT",
+        f"ALTER TABLE {ENTRIES} ADD COLUMN applied_commit TEXT",
+    ),
 }
 assert max(MIGRATIONS) == SCHEMA_VERSION, "add a migration for the new SCHEMA_VERSION"
 
 # Statements on hot paths, named so a test can check their query plans (no scans).
 UPSERT_ENTRY = f"""INSERT INTO {ENTRIES}
-        (target, number, expires, reason, attrs, provider_id, source, pending)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+        (target, number, expires, reason, attrs, provider_id, source, pending,
+         first_applied, last_applied, applied_by, applied_commit)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (target, number) DO UPDATE SET
         expires = excluded.expires, reason = excluded.reason, attrs = excluded.attrs,
         provider_id = excluded.provider_id, source = excluded.source,
-        pending = excluded.pending"""
+        pending = excluded.pending,
+        first_applied = coalesce({ENTRIES}.first_applied, excluded.first_applied),
+        last_applied = excluded.last_applied, applied_by = excluded.applied_by,
+        applied_commit = excluded.applied_commit"""
 READ_TARGET = f"SELECT {entry_select()} FROM {ENTRIES} WHERE target = ?"
 FIND_NUMBER = f"SELECT target, {entry_select()} FROM {ENTRIES} WHERE number = ?"
 _LOCK_COLUMNS = "actor, host, pid, since, operation, token"
