@@ -50,7 +50,6 @@ class Change:
         return dict(self.attrs).get(key)
 
 
-
 @dataclass
 class TargetPlan:
     """The plan of one target."""

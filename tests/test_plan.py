@@ -65,7 +65,8 @@ def test_every_action_of_the_table() -> None:
     }
     assert tp.forget == [n[9]]  # managed, gone from live, not declared: state cleanup
     update = next(c for c in tp.changes if c.action == "update")
-    assert update.update_text() == "reject_type: import → invalid"
+    assert update.before == (("reject_type", "import"),)
+    assert update.after("reject_type") == "invalid"
 
 
 def test_exclusive_removes_unmanaged_but_never_opt_outs() -> None:
@@ -181,4 +182,5 @@ def test_dropping_an_expiry_is_an_update_on_native_expiry_providers() -> None:
     managed = {NUMBERS[0]: m(NUMBERS[0], FUTURE)}
     tp = plan_target(target, desired, None, managed, NOW, native_expiry=True)
     assert actions(tp) == {"update": [NUMBERS[0]]}
-    assert tp.changes[0].update_text().startswith("expires: 2026-12-22T00:00:00Z → none")
+    assert tp.changes[0].before == (("expires", "2026-12-22T00:00:00Z"),)
+    assert tp.changes[0].after("expires") is None

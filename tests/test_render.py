@@ -1,4 +1,7 @@
-"""Plan renderers (reconciler/render.py): text, markdown, JSON and number masking."""
+"""Plan renderers (reconciler/views/plan.py): text, markdown, JSON and number masking.
+
+Exact layouts are pinned by the golden files of test_render_golden.py; these tests
+say what each layout must hold."""
 
 from __future__ import annotations
 
@@ -106,18 +109,32 @@ def change_lines(text: str) -> list[str]:
 
 
 def test_text_shows_one_line_per_change_with_symbol_number_reason_expiry_and_source():
-    text = render_text(every_action_plan(), color=False, mask=False)
+    text = render_text(every_action_plan(), color=False, mask=False, by="target")
     kaleyra = text.split("# ozonetel/fraud-callers")[0]
     lines = change_lines(kaleyra)
-    assert [line.split()[0] for line in lines] == ["+", "+", "~", "⌛", "-", "="]
-    add, readd, update, expire, remove, adopt = lines
+    assert [line.split()[0] for line in lines] == ["-", "⌛", "~", "+", "+", "="]
+    remove, expire, update, readd, add, adopt = lines
     assert "+919876543210" in add and "fraud" in add and "expires never" in add
     assert add.endswith("blocklists/fraud.yaml:12")
     assert "re-add (drift)" in readd and "chargeback" in readd and "expires 2027-03-01" in readd
-    assert "reject_type: unsubscribe → invalid" in update
+    assert "reject_type unsubscribe → invalid" in update
     assert "expired 2026-01-01" in expire and expire.endswith("blocklists/fraud.yaml:14")
-    assert "+14155550123" in remove and "spam" in remove and "blocklists/old.yaml:3" in remove
+    # a remove names the file it was applied from (its old line may hold another entry
+    # now) and what state recorded of its expiry, not "expires never"
+    assert "+14155550123" in remove and "spam" in remove
+    assert remove.endswith("was blocklists/old.yaml, removed in this change")
+    assert "no expiry recorded" in remove and "never" not in remove and ":3" not in remove
     assert "adopt" in adopt and "+919876543214" in adopt
+
+
+def test_text_by_number_names_the_targets_of_each_change_once():
+    text = render_text(every_action_plan(), color=False, mask=False)
+    lines = change_lines(text.split("\n# ")[0])
+    assert [line.split()[0] for line in lines[:16]] == ["-"] * 13 + ["⌛", "~", "+"]
+    assert lines[0].endswith("was blocklists/old.yaml, removed in this change  → kaleyra/sms")
+    assert len(lines) == 20 and lines[-1].endswith("→ kaleyra/sms")
+    # every target still has its block with its summary
+    assert "# lox24/7116 UNSAFE" in text and text.count("  Plan: ") == 3
 
 
 def test_text_groups_by_target_and_says_when_live_state_is_not_readable():
@@ -138,14 +155,14 @@ def test_text_unsafe_target_says_why():
 def test_text_summary_per_target_and_total():
     text = render_text(every_action_plan(), color=False, mask=False)
     assert (
-        "  Plan: 1 to add, 1 to re-add, 1 to update, 1 to expire, 1 to remove, 1 to adopt; "
+        "  Plan: 1 to remove, 1 to expire, 1 to update, 1 to re-add, 1 to add, 1 to adopt; "
         "1 declared opt-out left alone; 1 unmanaged left alone; 1 to forget from state (no API call)."
     ) in text
     assert (
-        "  Plan: 2 to add, 0 to re-add, 0 to update, 0 to expire, 0 to remove, 0 to adopt; " in text
+        "  Plan: 0 to remove, 0 to expire, 0 to update, 0 to re-add, 2 to add, 0 to adopt; " in text
     )
     assert (
-        "Total: 3 to add, 1 to re-add, 1 to update, 1 to expire, 13 to remove, 1 to adopt; "
+        "Total: 13 to remove, 1 to expire, 1 to update, 1 to re-add, 3 to add, 1 to adopt; "
         "1 declared opt-out left alone; 1 unmanaged left alone; 1 to forget from state (no API call)."
     ) in text
 
@@ -161,13 +178,21 @@ def test_text_unmanaged_is_a_count_unless_verbose():
 
 def test_text_shows_the_first_lines_then_how_many_more():
     plan = Plan(NOW, [bulk_target("wooxy/account", 9_920), bulk_target("phonely/bot", 3)])
-    text = render_text(plan, color=False, mask=False)
+    text = render_text(plan, color=False, mask=False, by="target")
     wooxy, phonely = text.split("# phonely/bot")
     assert len(change_lines(wooxy)) == 50
-    assert "  …and 9 870 more" in wooxy
+    assert "  …and 9,870 more to add" in wooxy
     assert len(change_lines(phonely)) == 3 and "more" not in phonely
-    assert "Plan: 9 920 to add" in wooxy
-    assert len(change_lines(render_text(plan, color=False, mask=False, max_lines=None))) == 9_923
+    assert "Plan: 0 to remove, 0 to expire, 0 to update, 0 to re-add, 9,920 to add" in wooxy
+    full = render_text(plan, color=False, mask=False, max_lines=None, by="target")
+    assert len(change_lines(full)) == 9_923
+    # by number: as many lines as the per-target layout shows, the first three (the
+    # numbers both targets share) naming both targets
+    text = render_text(plan, color=False, mask=False)
+    lines = change_lines(text)
+    assert len(lines) == 100 and lines[0].endswith("→ wooxy/account, phonely/bot")
+    assert "  …and 9,820 more to add (plan --full lists every line)" in text
+    assert len(change_lines(render_text(plan, color=False, mask=False, max_lines=None))) == 9_920
 
 
 def test_text_no_changes():
@@ -206,30 +231,48 @@ def test_text_control_characters_from_lists_cannot_reach_the_terminal():
 
 
 def test_markdown_summary_table_first_then_details_per_target():
-    md = render_markdown(every_action_plan(), mask=False)
+    md = render_markdown(every_action_plan(), mask=False, by="target")
     assert md.startswith("## blocklist plan")
     table = md.index(
-        "| target | add | re-add | update | expire | remove | adopt | opt-out | unmanaged |"
+        "| target | remove | expire | update | re-add | add | adopt | opt-out | unmanaged |"
     )
     assert table < md.index("<details>")
     assert "| `kaleyra/sms` | 1 | 1 | 1 | 1 | 1 | 1 | 1 | 1 |" in md
     assert (
-        "| **total (3 targets)** | **3** | **1** | **1** | **1** | **13** | **1** | **1** |" in md
+        "| **total (3 targets)** | **13** | **1** | **1** | **1** | **3** | **1** | **1** |" in md
     )
     assert md.count("<details>") == 3 and md.count("</details>") == 3
     assert md.count("```diff\n") == 3
-    assert "<summary><code>kaleyra/sms</code>: 1 to add, 1 to re-add" in md
+    assert "<summary><code>kaleyra/sms</code>: 1 to remove, 1 to expire" in md
     assert "+  add             +919876543210" in md
     assert "\n-  remove  +4915112345000" in md
 
 
-def test_markdown_unsafe_warning_is_outside_the_fold():
+def test_markdown_by_number_has_one_block_per_action_destructive_first():
     md = render_markdown(every_action_plan(), mask=False)
+    summaries = [line for line in md.splitlines() if line.startswith("<details>")]
+    assert [s.split("<b>")[1].split("</b>")[0] for s in summaries] == [
+        "13 to remove",
+        "1 to expire",
+        "1 to update",
+        "1 to re-add",
+        "3 to add",
+        "1 to adopt",
+        "1 declared opt-out",
+    ]
+    assert md.count("</details>") == 7 and md.index("| target |") < md.index("<details>")
+
+
+def test_markdown_unsafe_warning_is_outside_the_fold():
+    md = render_markdown(every_action_plan(), mask=False, by="target")
     warning = md.index("**`lox24/7116` is unsafe:** would remove or expire 12 of 12")
     fold = md.index("<details><summary><code>lox24/7116</code>")
     assert warning < fold
     assert md.rfind("</details>", 0, warning) > md.rfind("<details>", 0, warning)
     assert "**The plan is unsafe**" in md
+    by_number = render_markdown(every_action_plan(), mask=False)
+    warning = by_number.index("**`lox24/7116` is unsafe:** would remove or expire 12 of 12")
+    assert warning < by_number.index("<details>") and "**The plan is unsafe**" in by_number
 
 
 def test_markdown_no_changes():
@@ -243,28 +286,37 @@ def test_markdown_of_100_000_changes_fits_a_pr_comment_and_shares_lines_fairly()
         bulk_target(f"p{i}/scope{i}", n) for i, n in enumerate([60_000, 30_000, 9_000, 990, 10])
     ]
     plan = Plan(NOW, targets)
-    md = render_markdown(plan, mask=False)
+    md = render_markdown(plan, mask=False, by="target")
     assert len(md) < MARKDOWN_LIMIT
     assert len(md) > MARKDOWN_LIMIT - 500  # the budget is used, not wasted
-    assert md == render_markdown(plan, mask=False)
+    assert md == render_markdown(plan, mask=False, by="target")
     blocks = md.split("<details>")[1:]
     shown = [sum(1 for line in b.splitlines() if line.startswith("+  add")) for b in blocks]
     assert shown[4] == 10 and "more" not in blocks[4]
     assert min(shown[:4]) > 100 and max(shown[:4]) - min(shown[:4]) <= 1  # equal shares
-    more = f"…and {60_000 - shown[0]:,} more (see the plan artifact / `blocklist show`)"
-    assert more.replace(",", " ") in blocks[0]
-    assert "| `p0/scope0` | 60 000 |" in md
+    more = f"…and {60_000 - shown[0]:,} more to add (see the plan artifact / `blocklist show`)"
+    assert more in blocks[0]
+    assert "| `p0/scope0` | 0 | 0 | 0 | 0 | 60,000 |" in md
+    by_number = render_markdown(plan, mask=False)
+    assert MARKDOWN_LIMIT - 2_000 < len(by_number) < MARKDOWN_LIMIT
 
 
 def test_markdown_stays_under_the_limit_for_many_targets_and_long_reasons():
     targets = [bulk_target(f"p{i}/s{i}", 3, reason="x" * 5_000) for i in range(2_000)]
-    md = render_markdown(Plan(NOW, targets), mask=False)
+    md = render_markdown(Plan(NOW, targets), mask=False, by="target")
     assert len(md) < MARKDOWN_LIMIT
     assert "more targets with changes (see the plan artifact" in md
     assert md.count("+  add") > 50  # frames leave room for lines
-    one = render_markdown(Plan(NOW, [bulk_target("a/b", 2_000, reason="y" * 20_000)]), mask=False)
-    assert len(one) < MARKDOWN_LIMIT and "…and" in one
-    assert "y" * 79 + "…" in one and "y" * 81 not in one  # long reasons are cut on screen
+    by_number = render_markdown(Plan(NOW, targets), mask=False)
+    assert len(by_number) < MARKDOWN_LIMIT
+    # the same three numbers on 2,000 targets: three lines, each naming ten targets
+    assert by_number.count("+  add") == 3 and by_number.count("and 1,990 more targets") == 3
+    for by in ("number", "target"):
+        one = render_markdown(
+            Plan(NOW, [bulk_target("a/b", 2_000, reason="y" * 20_000)]), mask=False, by=by
+        )
+        assert len(one) < MARKDOWN_LIMIT and "…and" in one
+        assert "y" * 79 + "…" in one and "y" * 81 not in one  # long reasons are cut on screen
 
 
 def test_markdown_is_deterministic():

@@ -97,7 +97,9 @@ def test_github_step_summary_gets_the_markdown(project, monkeypatch) -> None:
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     assert run("plan", "--at", AT).exit_code == 0
     text = summary.read_text()
-    assert "<details>" in text and "kaleyra/sms" in text
+    assert text.startswith("## blocklist plan: blocklists") and "kaleyra/sms" in text
+    # eleven change lines (by number): shown open, not folded into <details>
+    assert "```diff\n" in text and "<details>" not in text
 
 
 def test_mask_numbers(project) -> None:

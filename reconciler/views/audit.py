@@ -21,6 +21,7 @@ from .format import (
     MARKDOWN_LIMIT,
     clean,
     day,
+    day_of,
     group_thousands,
     mask_number,
     mask_text,
@@ -36,11 +37,11 @@ def summary_text(report: AuditReport) -> str:
     """``3 findings: 1 drift, 2 expiring soon; 7 unmanaged (informational); …``."""
     s = report.summary()
     counted = FINDING_CATEGORIES + (("unmanaged",) if report.strict else ())
-    parts = [f"{s[c]} {LABELS[c]}" for c in counted if s[c]]
+    parts = [f"{group_thousands(s[c])} {LABELS[c]}" for c in counted if s[c]]
     n = report.findings
     text = plural(n, "finding", "findings") + (": " + ", ".join(parts) if parts else "")
     if not report.strict:
-        text += f"; {s['unmanaged']} unmanaged (informational)"
+        text += f"; {group_thousands(s['unmanaged'])} unmanaged (informational)"
     if s["unreadable_targets"]:
         text += f"; {plural(s['unreadable_targets'], 'target', 'targets')} not readable"
     return text + "."
@@ -58,15 +59,20 @@ def _fields(category: str, e: AuditEntry, mask: bool) -> list[str]:
         reason = mask_text(reason)
     when = ""
     if category == "mismatch":
-        when = ", ".join(
-            f"{k}: live {old or 'none'}, declared {new or 'none'}" for k, old, new in e.changes
-        )
+        when = ", ".join(_mismatch(k, old, new) for k, old, new in e.changes)
     elif e.expires is not None:
         when = ("expired " if category == "expired_live" else "expires ") + day(e.expires)
     live = ""
     if category in ("expiring", "stale_state", "not_applied") and e.live is not None:
         live = "live" if e.live else "not live"
     return [LABELS[category], number, reason, when, live, e.source]
+
+
+def _mismatch(key: str, live: str | None, declared: str | None) -> str:
+    """``expires: live 2027-03-01, declared 2027-06-01`` (dates as dates, as plans say them)."""
+    if key == "expires":
+        return f"expires: live {day_of(live) or 'never'}, declared {day_of(declared) or 'never'}"
+    return f"{key}: live {live or 'none'}, declared {declared or 'none'}"
 
 
 def _shown_rows(
@@ -111,7 +117,7 @@ def _target_lines(t: TargetAudit, mask: bool, limit: int | None, verbose: bool) 
     unmanaged = t.of("unmanaged")
     if unmanaged and not verbose:
         opt = sum(1 for e in unmanaged if e.opt_out)
-        extra = f", {opt} of them opt-outs" if opt else ""
+        extra = f", {group_thousands(opt)} of them opt-outs" if opt else ""
         out.append(
             f"{plural(len(unmanaged), 'unmanaged entry', 'unmanaged entries')} "
             f"left alone{extra} (-v lists them)"

@@ -58,7 +58,7 @@ def render_found(found: list[tuple[str, ManagedEntry]]) -> str:
     for target, e in found:
         lines.append(f"{target}: {e.number}")
         lines.append(f"  reason:      {e.reason or '-'}")
-        lines.append(f"  expires:     {iso(e.expires) or 'never'}")
+        lines.append(f"  expires:     {day(e.expires) or 'never'}")
         for k, v in e.attrs:
             lines.append(f"  {k + ':':12} {v}")
         lines.append(f"  provider id: {e.provider_id or '-'}")

@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from ..plan import Plan
+from .format import group_thousands
 from .plan import render_text
 
 
@@ -46,7 +47,6 @@ class TerminalProgress:
             from rich.console import Console
             from rich.progress import (
                 BarColumn,
-                MofNCompleteColumn,
                 Progress,
                 TextColumn,
                 TimeElapsedColumn,
@@ -56,7 +56,8 @@ class TerminalProgress:
             self._bar = Progress(
                 "[bold]{task.description}",
                 BarColumn(),
-                MofNCompleteColumn(),
+                # counts as the plan and the report write them (8,731), not 8731
+                TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
                 TextColumn("eta"),
                 TimeRemainingColumn(),
                 TimeElapsedColumn(),
@@ -73,7 +74,7 @@ class TerminalProgress:
 
     def _status(self, target: str, retrying: str = "") -> str:
         failed = self._failed[target]
-        parts = [f"{failed} failed" if failed else "", retrying]
+        parts = [f"{group_thousands(failed)} failed" if failed else "", retrying]
         return " · ".join(p for p in parts if p)
 
     def start(self, target: str, total: int) -> None:
@@ -89,10 +90,11 @@ class TerminalProgress:
                 self._bar.update(task, advance=size, status=self._status(target))
             return
         total = self._total.get(target, 0)
-        _line(f"{target}: {self._done[target]}/{total} ({ok}/{size} ok in batch, {seconds:.2f}s)")
+        done = f"{group_thousands(self._done[target])}/{group_thousands(total)}"
+        _line(f"{target}: {done} ({ok}/{size} ok in batch, {seconds:.2f}s)")
 
     def retry(self, target: str, count: int, reason: str, wait: float) -> None:
-        text = f"retrying {count} in {wait:.1f}s: {_short(reason)}"
+        text = f"retrying {group_thousands(count)} in {wait:.1f}s: {_short(reason)}"
         if self._bar is not None:
             task = self._tasks.get(target)
             if task is not None:
@@ -107,7 +109,7 @@ class TerminalProgress:
             if task is not None:
                 self._bar.update(task, status=self._status(target))
             return
-        _line(f"{target}: {self._failed[target]} failed so far")
+        _line(f"{target}: {group_thousands(self._failed[target])} failed so far")
 
 
 def _short(text: str, limit: int = 80) -> str:
