@@ -13,7 +13,9 @@ from pathlib import Path
 
 from ..connections import Connections
 from ..desired import Desired, load_desired
+from ..errors import CredentialError
 from ..plan import Plan
+from ..state import StateBackend
 from .common import build_plan, make_plan, managed_of, open_run_state, select_targets
 from .ui import UI
 
@@ -37,7 +39,7 @@ async def run_plan(options: PlanOptions, ui: UI | None = None) -> PlanResult:
     desired = load_desired(options.directory, str(options.directory))
     chosen = select_targets(desired, options.targets)
     now = options.now or dt.datetime.now(dt.UTC).replace(microsecond=0)
-    state = open_run_state(desired, options.directory, create=False, write=False)
+    state = _plan_state(desired, options, ui)
     try:
         if options.refresh:
             async with Connections(desired.config, options.directory) as conns:
@@ -55,3 +57,17 @@ async def run_plan(options: PlanOptions, ui: UI | None = None) -> PlanResult:
     if options.digest:
         the_plan.desired_digest = desired.digest()
     return PlanResult(the_plan, desired)
+
+
+def _plan_state(desired: Desired, options: PlanOptions, ui: UI | None) -> StateBackend | None:
+    """State, read-only. With --refresh=false and the state's DSN variable unset (a
+    fork's pull request has no secret) the plan is of the lists against empty state,
+    as a first plan is, instead of failing: such a plan is never applied."""
+    try:
+        return open_run_state(desired, options.directory, create=False, write=False)
+    except CredentialError as exc:
+        if options.refresh:
+            raise
+        if ui:
+            ui.notice(f"{exc}: planning against empty state (--refresh=false)")
+        return None
