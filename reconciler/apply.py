@@ -24,6 +24,7 @@ from .domain import Batch, BatchResult, ManagedEntry, Op, Outcome, Target
 from .errors import AuthError, ProviderError, RetryableError
 from .operations.ui import Progress, QuietProgress, Stop
 from .plan import Plan, TargetPlan
+from .policy import ProtectedRanges
 from .providers import ProviderAdapter
 from .report import ApplyReport, Failure
 from .retry import DEFAULT_POLICY, RetryPolicy, retrying
@@ -43,12 +44,20 @@ class Guard:
     protected: frozenset[str] = frozenset()
     #: target name -> numbers the provider marks as the users' own opt-outs
     opt_outs: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    #: policy.protected_ranges: prefixes and ranges never blocked either
+    ranges: ProtectedRanges = field(default_factory=ProtectedRanges)
 
     @classmethod
-    def of(cls, plan: Plan, protected: Collection[str] = ()) -> Guard:
+    def of(
+        cls, plan: Plan, protected: Collection[str] = (), ranges: ProtectedRanges | None = None
+    ) -> Guard:
         """The guard of a freshly computed plan (its live opt-outs) and the protected
-        numbers of the configuration."""
-        return cls(frozenset(protected), {tp.target.name: tp.opt_outs for tp in plan.targets})
+        numbers and ranges of the configuration."""
+        return cls(
+            frozenset(protected),
+            {tp.target.name: tp.opt_outs for tp in plan.targets},
+            ranges or ProtectedRanges(),
+        )
 
     def refusal(
         self, target: Target, kind: str, number: str, managed: Collection[str]
@@ -58,6 +67,13 @@ class Guard:
             return "refused: the provider marks it as the user's own opt-out, never touched"
         if kind in ("add", "adopt") and number in self.protected:
             return "refused: a protected number (providers.yaml) is never blocked"
+        if kind in ("add", "adopt") and self.ranges:
+            covered = self.ranges.match(number)
+            if covered is not None:
+                return (
+                    f"refused: in the protected range {covered[0]} (policy, {covered[1]}), "
+                    "never blocked"
+                )
         if kind == "remove" and not target.exclusive and number not in managed:
             return "refused: state does not record it as managed by this tool"
         return None

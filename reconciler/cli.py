@@ -169,16 +169,34 @@ def terminal_ui(
     )
 
 
-def render_plan(plan: Any, fmt: str, *, color: bool, mask: bool, verbose: bool, full: bool) -> str:
+def render_plan(
+    plan: Any, fmt: str, *, color: bool, mask: bool, verbose: bool, full: bool, by: str = "number"
+) -> str:
     from .views.plan import render_json, render_markdown, render_text
 
     if fmt == "json":
         return render_json(plan, mask=mask)
     if fmt == "markdown":
-        return render_markdown(plan, mask=mask)
+        return render_markdown(plan, mask=mask, by=by)
     return render_text(
-        plan, color=color, mask=mask, verbose=verbose, max_lines=None if full else 50
+        plan, color=color, mask=mask, verbose=verbose, max_lines=None if full else 50, by=by
     )
+
+
+def layout_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--full`` and ``--by`` of the commands that render a plan (plan, show)."""
+    fn = click.option(
+        "--by",
+        "by",
+        type=click.Choice(["number", "target"]),
+        default="number",
+        show_default=True,
+        help="One line per number naming its targets, or one block per target.",
+    )(fn)
+    fn = click.option("--full", is_flag=True, help="Every change line in text (no '…and N more').")(
+        fn
+    )
+    return fn
 
 
 # -- commands -----------------------------------------------------------------------------
@@ -253,7 +271,7 @@ def schema(out_dir: Path) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Show how the plan now differs from this saved (reviewed) plan; exit 4 if it does.",
 )
-@click.option("--full", is_flag=True, help="Every change line in text (no '…and N more').")
+@layout_options
 @click.option(
     "--refresh",
     "refresh",
@@ -279,6 +297,7 @@ def plan(
     out: Path | None,
     compare: Path | None,
     full: bool,
+    by: str,
     refresh: bool,
     detailed_exitcode: bool,
 ) -> None:
@@ -296,7 +315,9 @@ def plan(
     the_plan = result.plan
     color = color_wanted(no_color)
     click.echo(
-        render_plan(the_plan, fmt, color=color, mask=mask_numbers, verbose=verbose, full=full)
+        render_plan(
+            the_plan, fmt, color=color, mask=mask_numbers, verbose=verbose, full=full, by=by
+        )
     )
     if out is not None:
         from .planfile import save_plan
@@ -309,7 +330,7 @@ def plan(
     if ci.in_github_actions():
         from .views.plan import render_markdown
 
-        ci.append_step_summary(render_markdown(the_plan, mask=mask_numbers))
+        ci.append_step_summary(render_markdown(the_plan, mask=mask_numbers, by=by))
     if detailed_exitcode and the_plan.has_changes:
         raise click.exceptions.Exit(2 if the_plan.safe else 3)
 
@@ -342,9 +363,15 @@ def _compare(directory: Path, reviewed_file: Path, fmt: str, mask: bool) -> None
 @click.argument("planfile", type=click.Path(dir_okay=False, path_type=Path))
 @output_options
 @click.option("--format", "fmt", type=FORMATS, default="text")
-@click.option("--full", is_flag=True, help="Every change line in text (no '…and N more').")
+@layout_options
 def show(
-    planfile: Path, no_color: bool, verbose: bool, mask_numbers: bool, fmt: str, full: bool
+    planfile: Path,
+    no_color: bool,
+    verbose: bool,
+    mask_numbers: bool,
+    fmt: str,
+    full: bool,
+    by: str,
 ) -> None:
     """Render a saved plan without touching any provider."""
     from .planfile import load_plan
@@ -353,7 +380,9 @@ def show(
     the_plan = load_plan(planfile)
     color = color_wanted(no_color)
     click.echo(
-        render_plan(the_plan, fmt, color=color, mask=mask_numbers, verbose=verbose, full=full)
+        render_plan(
+            the_plan, fmt, color=color, mask=mask_numbers, verbose=verbose, full=full, by=by
+        )
     )
 
 
@@ -543,6 +572,40 @@ def import_(
 
 
 @main.command()
+@click.argument("number")
+@dir_option
+@target_options
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.option("--mask-numbers", is_flag=True, help="Show +91987*****10 instead of full numbers.")
+@click.option("-v", "--verbose", is_flag=True, help="Log each request.")
+def why(
+    number: str,
+    directory: Path,
+    targets: tuple[str, ...],
+    at: str | None,
+    fmt: str,
+    mask_numbers: bool,
+    verbose: bool,
+) -> None:
+    """Everything known of NUMBER: the lists and targets that declare it, its live
+    status per target, its state record and the applies of the audit log, opt-out
+    and protected status. NUMBER may be written as any list writes it (national
+    numbers are read with the lists' default_region). Reads only; exit 1 if a
+    provider could not be read."""
+    from .operations.why import WhyOptions, run_why
+    from .views.why import render_why
+
+    setup_logging(verbose)
+    options = WhyOptions(directory, number, targets, parse_at(at))
+    report, _ = run_async(lambda stop: run_why(options, terminal_ui(True)))
+    click.echo(render_why(report, fmt=fmt, mask=mask_numbers))
+    for error in report.errors:
+        click.echo(f"Error: live state of {error}", err=True)
+    if report.errors:
+        raise click.exceptions.Exit(1)
+
+
+@main.command()
 @dir_option
 @target_options
 @output_options
@@ -585,6 +648,253 @@ def audit(
     if ci.in_github_actions():
         ci.append_step_summary(render_markdown(report, mask=mask_numbers))
     if detailed_exitcode and not report.clean:
+        raise click.exceptions.Exit(2)
+
+
+# -- editing lists: block, unblock, fmt, expiring ---------------------------------------
+
+
+def edit_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """What ``block`` and ``unblock`` share: the list, the directory, --apply."""
+    for option in reversed(
+        [
+            click.argument("numbers", nargs=-1),
+            click.option(
+                "--list", "list_name", required=True, help="The list to edit (its name: field)."
+            ),
+            dir_option,
+            click.option(
+                "--apply",
+                "apply_now",
+                is_flag=True,
+                help="Break-glass: apply just these numbers' changes to the list's targets "
+                "now (every safety rule of apply holds); commit the edited file afterwards.",
+            ),
+            click.option("--dry-run", is_flag=True, help="Print the diff; write nothing."),
+            click.option(
+                "--allow-unsafe",
+                is_flag=True,
+                help="With --apply: apply even if a safety threshold or policy is crossed.",
+            ),
+            click.option(
+                "--lock-timeout",
+                type=float,
+                default=None,
+                help="With --apply: seconds to wait for the state lock (default: fail at once).",
+            ),
+            click.option("--at", "at", help="Today for --ttl, now for --apply (ISO, with zone)."),
+            output_options,
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
+def _numbers_arg(numbers: tuple[str, ...]) -> tuple[str, ...]:
+    """NUMBER... with ``-`` read from stdin (one number a line, ``#`` comments)."""
+    if "-" not in numbers:
+        return numbers
+    from .operations.block import numbers_from_lines
+
+    stdin = numbers_from_lines(sys.stdin)
+    return tuple(n for given in numbers for n in (stdin if given == "-" else [given]))
+
+
+def _edit(options: Any, apply_now: bool, no_color: bool, mask: bool, verbose: bool) -> None:
+    from .operations.block import break_glass, edit_list
+    from .views.edit import render_edit
+    from .views.report import render_report
+    from .views.terminal import color_wanted
+
+    setup_logging(verbose)
+    if apply_now and options.dry_run:
+        raise BlocklistError("--apply and --dry-run cannot be combined")
+    result = edit_list(options)
+    click.echo(render_edit(result, color=color_wanted(no_color), mask=mask))
+    if not apply_now:
+        return
+    ui = terminal_ui(no_color, mask, verbose, options.allow_unsafe)
+    done, stopped_by = run_async(lambda stop: break_glass(options, result, ui, stop), graceful=True)
+    if done.plan.has_changes:
+        click.echo(render_report(done.report, mask=mask))
+    else:
+        click.echo("Break-glass: nothing to apply (the providers hold these numbers already).")
+    if result.written:
+        click.echo(
+            f"Commit {result.file}: it is the catch-up change of this break-glass apply.",
+            err=True,
+        )
+    if done.report.interrupted:
+        raise Interrupted(stopped_by or "SIGINT")
+    if not done.report.ok:
+        raise click.exceptions.Exit(1)
+
+
+@main.command()
+@edit_options
+@click.option("--reason", help="The entry's reason (else the list's default).")
+@click.option("--ticket", help="The entry's ticket (metadata: kept, never sent).")
+@click.option("--expires", help="Expiry: a date (UTC midnight) or an ISO datetime with a zone.")
+@click.option("--ttl", help="Expire this long after today (e.g. 30d, 12w, 6mo): added + ttl.")
+def block(
+    numbers: tuple[str, ...],
+    list_name: str,
+    directory: Path,
+    apply_now: bool,
+    dry_run: bool,
+    allow_unsafe: bool,
+    lock_timeout: float | None,
+    at: str | None,
+    no_color: bool,
+    verbose: bool,
+    mask_numbers: bool,
+    reason: str | None,
+    ticket: str | None,
+    expires: str | None,
+    ttl: str | None,
+) -> None:
+    """Add NUMBER... to a list file in place (comments and layout kept), validate the
+    result and print the diff. A number the list has already is updated, never
+    repeated. NUMBER may be written in any form the list's default_region reads;
+    '-' reads numbers from stdin, one a line. With --apply, the numbers are blocked on
+    the list's targets at once (break-glass, recorded in the audit log with the actor):
+    commit the edited file as the catch-up change."""
+    from .operations.block import BlockOptions
+
+    options = BlockOptions(
+        directory=directory,
+        list_name=list_name,
+        numbers=_numbers_arg(numbers),
+        reason=reason,
+        ticket=ticket,
+        expires=expires,
+        ttl=ttl,
+        now=parse_at(at) if at else None,
+        dry_run=dry_run,
+        allow_unsafe=allow_unsafe,
+        lock_timeout=lock_timeout,
+    )
+    _edit(options, apply_now, no_color, mask_numbers, verbose)
+
+
+@main.command()
+@edit_options
+def unblock(
+    numbers: tuple[str, ...],
+    list_name: str,
+    directory: Path,
+    apply_now: bool,
+    dry_run: bool,
+    allow_unsafe: bool,
+    lock_timeout: float | None,
+    at: str | None,
+    no_color: bool,
+    verbose: bool,
+    mask_numbers: bool,
+) -> None:
+    """Remove NUMBER... from a list file in place, validate the result and print the
+    diff; a number the list does not declare is an error (nothing is changed). With
+    --apply, the numbers are removed from the list's targets at once (break-glass)."""
+    from .operations.block import BlockOptions
+
+    options = BlockOptions(
+        directory=directory,
+        list_name=list_name,
+        numbers=_numbers_arg(numbers),
+        unblock=True,
+        now=parse_at(at) if at else None,
+        dry_run=dry_run,
+        allow_unsafe=allow_unsafe,
+        lock_timeout=lock_timeout,
+    )
+    _edit(options, apply_now, no_color, mask_numbers, verbose)
+
+
+@main.command("fmt")
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path))
+@dir_option
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Write nothing; print the diff and exit 1 if anything would change.",
+)
+@click.option("--diff", "show_diff", is_flag=True, help="Print the diff of what is written.")
+@click.option(
+    "--prune-expired", is_flag=True, help="Remove entries whose expiry has passed (now, or --at)."
+)
+@click.option(
+    "--prune-only",
+    is_flag=True,
+    help="Only remove expired entries, change nothing else (implies --prune-expired).",
+)
+@click.option(
+    "--raw-comments",
+    is_flag=True,
+    help="Keep the form a number was written in as a comment on its line.",
+)
+@click.option("--at", "at", help="Prune as of this time (ISO, with zone), not now.")
+@click.option("--no-color", is_flag=True, help="No colour (also when NO_COLOR is set).")
+def fmt_command(
+    files: tuple[Path, ...],
+    directory: Path,
+    check: bool,
+    show_diff: bool,
+    prune_expired: bool,
+    prune_only: bool,
+    raw_comments: bool,
+    at: str | None,
+    no_color: bool,
+) -> None:
+    """Write list files in canonical form, like terraform fmt: numbers in E.164
+    (double-quoted), long entries' keys in order (number, reason, expires, added, ttl,
+    then metadata), comments kept. FILE... are files or directories (default: -C).
+    providers.yaml and other files that are not lists are left alone."""
+    from .operations.fmt import FmtOptions, run_fmt
+    from .views.edit import render_fmt
+    from .views.terminal import color_wanted
+
+    options = FmtOptions(
+        directory=directory,
+        files=files,
+        check=check,
+        prune_expired=prune_expired,
+        prune_only=prune_only,
+        raw_comments=raw_comments,
+        now=parse_at(at) if at else None,
+    )
+    result = run_fmt(options)
+    click.echo(render_fmt(result, color=color_wanted(no_color), show_diff=check or show_diff))
+    if check and result.changed:
+        raise click.exceptions.Exit(1)
+
+
+@main.command()
+@dir_option
+@click.option("--within", "window", default="14d", show_default=True, help="e.g. 14d, 2w, 36h.")
+@click.option("--format", "fmt", type=FORMATS, default="text")
+@click.option("--at", "at", help="As of this time (ISO, with zone), not now.")
+@click.option("--mask-numbers", is_flag=True, help="Show +91987*****10 instead of full numbers.")
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 2 when an entry has expired (fmt --prune-expired would remove it), else 0.",
+)
+def expiring(
+    directory: Path,
+    window: str,
+    fmt: str,
+    at: str | None,
+    mask_numbers: bool,
+    detailed_exitcode: bool,
+) -> None:
+    """Declared entries that have expired, or expire within --within, with their
+    tickets and lines: what to prune and what to renew. Offline."""
+    from .operations.expiry import ExpiryOptions, run_expiring
+    from .views.expiry import render_expiry
+
+    report = run_expiring(ExpiryOptions(directory, parse_at(at), window))
+    click.echo(render_expiry(report, fmt, mask=mask_numbers))
+    if detailed_exitcode and report.expired:
         raise click.exceptions.Exit(2)
 
 

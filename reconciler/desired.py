@@ -14,7 +14,7 @@ import errno
 import hashlib
 import os
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,9 +28,12 @@ from .expiry import add_ttl, iso, to_utc
 from .gcpause import paused_gc
 from .models import Entry, ListFile, ProvidersFile
 from .numbers import InvalidNumber, is_known_region, normalise
+from .policy import MetadataRule, ProtectedRanges, entry_metadata, metadata_rules
 from .providers import adapter_class
-from .yamlload import load_file
-from .yamlnodes import LocDict, LocList, YamlProblem, quote
+from .sources import SUFFIXES as SOURCE_SUFFIXES
+from .sources import Expiries, SourceProblem, cell, open_table
+from .yamlload import load_file, load_text
+from .yamlnodes import LocDict, LocList, Mark, YamlProblem, quote
 
 PROVIDERS_FILE = "providers.yaml"
 _ENTRY_KEYS = frozenset(Entry.model_fields)
@@ -57,6 +60,24 @@ class Declaration:
 Watch = Callable[[str | None], str | None]
 
 
+@dataclass(frozen=True)
+class ListSource:
+    """Where a list is written: what ``block``, ``unblock`` and ``fmt`` edit, and what
+    per-list policy attributes a change to."""
+
+    name: str
+    path: Path  # the list file
+    display: str  # the list file as problems and sources name it ("blocklists/fraud.yaml")
+    region: str | None
+    targets: tuple[str, ...]  # target names
+    sources: tuple[tuple[Path, str], ...] = ()  # entries_from files: (path, display)
+
+    @property
+    def files(self) -> frozenset[str]:
+        """Every file the list's entries come from, as sources name them."""
+        return frozenset((self.display, *(shown for _, shown in self.sources)))
+
+
 @dataclass
 class Desired:
     """The merged desired state of a run."""
@@ -72,6 +93,15 @@ class Desired:
     list_regions: dict[str, str | None] = field(default_factory=dict)  # list -> default_region
     #: every entry of the watched number (``load_desired(watch=…)``), in file order
     declarations: list[Declaration] = field(default_factory=list)
+    #: every list with its file, in file order (``block``, ``fmt``, per-list policy)
+    list_files: list[ListSource] = field(default_factory=list)
+    #: policy: prefixes and ranges no list may block (the executor re-checks them)
+    protected_ranges: ProtectedRanges = field(default_factory=ProtectedRanges)
+    #: policy: where each rule is written ("max_removes" -> "blocklists/providers.yaml:9")
+    policy_sources: dict[str, str] = field(default_factory=dict)
+
+    def lists_named(self, name: str) -> list[ListSource]:
+        return [ls for ls in self.list_files if ls.name == name]
 
     @property
     def configuration(self) -> str:
@@ -173,16 +203,24 @@ def yaml_files(root: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
 
 
 def load_desired(
-    root: Path | str, display_root: str | None = None, *, watch: Watch | None = None
+    root: Path | str,
+    display_root: str | None = None,
+    *,
+    watch: Watch | None = None,
+    expiring_before: dt.datetime | None = None,
+    texts: Mapping[Path, str] | None = None,
 ) -> Desired:
     """Load and validate everything under ``root``; raise ConfigError with all problems.
 
     ``watch`` (``blocklist why``) reads one number with each list's default_region;
     every entry of it is kept in ``Desired.declarations`` with its metadata, which
-    merging per target would otherwise drop. It costs one comparison per entry."""
+    merging per target would otherwise drop. It costs one comparison per entry.
+    ``expiring_before`` keeps there, instead, every entry that expires before then
+    (``blocklist expiring``). ``texts`` gives the text of files as they would be
+    after an edit (``block``, ``unblock``): validated before anything is written."""
     root = Path(root)
     shown = display_root if display_root is not None else str(root)
-    loader = _Loader(root, shown, watch)
+    loader = _Loader(root, shown, watch, expiring_before, texts)
     # what loading builds holds no reference cycles, and the cyclic collector would
     # otherwise rescan the hundreds of thousands of new objects again and again
     with paused_gc():
@@ -190,12 +228,23 @@ def load_desired(
 
 
 class _Loader:
-    def __init__(self, root: Path, shown: str, watch: Watch | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        shown: str,
+        watch: Watch | None = None,
+        expiring_before: dt.datetime | None = None,
+        texts: Mapping[Path, str] | None = None,
+    ) -> None:
         self.root = root
         self.shown = shown.rstrip("/") or "."
         self.problems: list[Problem] = []
         self.watch = watch
+        self.cutoff = expiring_before
+        self.texts = dict(texts or {})
         self._watched: dict[str | None, str | None] = {}
+        self.rules: tuple[MetadataRule, ...] = ()
+        self.ranges = ProtectedRanges()
 
     def watched(self, region: str | None) -> str | None:
         """The watched number as a list with ``region`` reads it (None: no watch)."""
@@ -209,6 +258,12 @@ class _Loader:
 
     def display(self, path: Path) -> str:
         return f"{self.shown}/{path.relative_to(self.root).as_posix()}"
+
+    def read(self, path: Path, shown: str) -> Any:
+        """A YAML file's tree: its edited text if one is given (``texts``), else the file."""
+        if path in self.texts:
+            return load_text(self.texts[path], shown)
+        return load_file(path, shown)
 
     def problem(self, file: str, mark: tuple[int, int], message: str) -> None:
         self.problems.append(Problem(file, mark[0], mark[1], message))
@@ -267,18 +322,20 @@ class _Loader:
             files=len(files),
             protected=protected,
         )
+        self.load_policy(config_file, config[1], config[0], desired)
         target_modes: dict[str, tuple[bool, str]] = {}
         for path in files:
             if path == config_path:
                 continue
             shown = self.display(path)
             try:
-                data = load_file(path, shown)
+                data = self.read(path, shown)
             except YamlProblem as exc:
                 self.problems.append(exc.problem)
                 continue
-            self.load_list(shown, data, desired, target_modes)
+            self.load_list(shown, data, desired, target_modes, path)
             del data
+        self.check_policy_names(config_file, config[1], desired)
         if self.problems:
             raise ConfigError(self.problems)
         desired.targets = dict(sorted(desired.targets.items()))
@@ -354,6 +411,54 @@ class _Loader:
             out[number] = f"{file}:{items.marks[i][0]}"
         return out
 
+    def load_policy(self, file: str, data: Any, config: ProvidersFile, desired: Desired) -> None:
+        """The policy's rules, each with the line it is written on."""
+        node = data.get("policy") if isinstance(data, LocDict) else None
+        if not isinstance(node, LocDict):
+            return
+        policy = config.policy
+        where = {"policy": f"{file}:{data.key_marks['policy'][0]}"}
+        for key, mark in node.key_marks.items():
+            where[str(key)] = f"{file}:{mark[0]}"
+        ranges = node.get("protected_ranges")
+        range_sources = (
+            [f"{file}:{m[0]}" for m in ranges.marks] if isinstance(ranges, LocList) else []
+        )
+        self.ranges = ProtectedRanges.of(policy, range_sources)
+        required = node.get("required_metadata")
+        rule_sources = (
+            {str(k): f"{file}:{m[0]}" for k, m in required.key_marks.items()}
+            if isinstance(required, LocDict)
+            else {}
+        )
+        self.rules = metadata_rules(policy, rule_sources)
+        desired.protected_ranges = self.ranges
+        desired.policy_sources = where
+
+    def check_policy_names(self, file: str, data: Any, desired: Desired) -> None:
+        """Per-target and per-list thresholds must name a declared target and list."""
+        policy = desired.config.policy
+        node = data.get("policy") if isinstance(data, LocDict) else None
+        safety = node.get("safety") if isinstance(node, LocDict) else None
+        if not isinstance(safety, LocDict):
+            return
+        for kind, known in (("targets", desired.targets), ("lists", desired.lists)):
+            given = getattr(policy.safety, kind)
+            marks = safety.get(kind)
+            for name in given:
+                if name in known:
+                    continue
+                mark = (
+                    marks.key_marks.get(name, marks.mark) if isinstance(marks, LocDict) else (1, 1)
+                )
+                names = ", ".join(sorted(known)) or "none"
+                self.problem(
+                    file,
+                    mark,
+                    f"policy.safety.{kind}: {name!r} is not a declared "
+                    f"{kind[:-1]} (declared: {names})",
+                )
+
     # -- list files ------------------------------------------------------------------------
 
     def load_list(
@@ -362,6 +467,7 @@ class _Loader:
         data: Any,
         desired: Desired,
         target_modes: dict[str, tuple[bool, str]],
+        path: Path | None = None,
     ) -> None:
         if not isinstance(data, LocDict):
             self.problem(file, getattr(data, "mark", (1, 1)), "expected a mapping")
@@ -390,52 +496,137 @@ class _Loader:
         desired.list_regions[spec.name] = region
 
         targets = self.list_targets(file, data, spec, desired, target_modes)
-        wanted = self.watched(region)
         defaults = spec.defaults
         default_expires = to_utc(defaults.expires) if defaults.expires is not None else None
-        seen: dict[str, int] = {}
+        run = _ListRun(self, desired, file, spec.name, region, targets, self.watched(region))
         for i, item in enumerate(entries):
             mark = entries.marks[i]
-            source = f"{file}:{mark[0]}"
             parsed = self.parse_entry(file, item, entries.raws[i], mark, region, defaults)
             if parsed is None:
                 continue
             number, raw, reason, expires = parsed
             if expires is None and default_expires is not None:
                 expires = default_expires
-            if number in seen:
-                self.problem(
+            if self.rules:
+                for why in run.metadata_problems(item, defaults.reason):
+                    self.problem(file, mark, why)
+            run.declare(file, mark, number, raw, reason, expires, item)
+        sources = self.load_sources(file, data, spec, path, run, default_expires)
+        if path is not None:
+            desired.list_files.append(
+                ListSource(
+                    spec.name,
+                    path,
                     file,
-                    mark,
-                    f"duplicate number {number} (written {quote(raw)}; first at line {seen[number]})",
+                    region,
+                    tuple(t.name for t, _ in targets),
+                    tuple(sources),
+                )
+            )
+
+    def load_sources(
+        self,
+        file: str,
+        data: LocDict,
+        spec: ListFile,
+        path: Path | None,
+        run: _ListRun,
+        default_expires: dt.datetime | None,
+    ) -> list[tuple[Path, str]]:
+        """Read the list's ``entries_from`` files, row by row, into the list's run."""
+        given = spec.entries_from
+        if given is None:
+            return []
+        names = [given] if isinstance(given, str) else list(given)
+        node = data.get("entries_from")
+        mark = data.key_marks.get("entries_from", data.mark)
+        out: list[tuple[Path, str]] = []
+        base = path.parent if path is not None else self.root
+        for i, name in enumerate(names):
+            where = node.marks[i] if isinstance(node, LocList) and i < len(node.marks) else mark
+            source = base / name
+            if source.suffix.lower() not in SOURCE_SUFFIXES:
+                self.problem(
+                    file, where, f"entries_from: {quote(name)} is neither a .csv nor a .txt file"
                 )
                 continue
-            seen[number] = mark[0]
-            if number in desired.protected:
+            shown = self.source_display(source)
+            try:
+                if source.is_dir():
+                    raise IsADirectoryError(21, "is a directory")
+                table = open_table(source)
+            except FileNotFoundError:
+                self.problem(file, where, f"entries_from: {quote(name)} not found ({shown})")
+                continue
+            except OSError as exc:
                 self.problem(
-                    file,
-                    mark,
-                    f"{number} (written {quote(raw)}) is protected "
-                    f"({desired.protected[number]}) and may not be blocked",
+                    file, where, f"entries_from: cannot read {quote(name)}: {exc.strerror or exc}"
                 )
                 continue
-            entry = DesiredEntry(number, reason, expires, (), source, spec.name)
-            for target, attrs in targets:
-                self.merge(file, mark, desired, target, entry, attrs)
-            if wanted is not None and number == wanted:
-                desired.declarations.append(
-                    Declaration(
-                        number,
-                        spec.name,
-                        source,
-                        raw,
-                        reason,
-                        expires,
-                        region,
-                        tuple((t.name, attrs) for t, attrs in targets),
-                        _metadata(item),
-                    )
-                )
+            except SourceProblem as exc:
+                self.problems.append(Problem(shown, exc.line, 1, exc.message))
+                continue
+            out.append((source, shown))
+            try:
+                self.load_rows(shown, table, run, spec.defaults, default_expires)
+            except SourceProblem as exc:
+                self.problems.append(Problem(shown, exc.line, 1, exc.message))
+        return out
+
+    def source_display(self, path: Path) -> str:
+        try:
+            return self.display(path)
+        except ValueError:  # outside the lists' directory
+            return path.as_posix()
+
+    def load_rows(
+        self,
+        shown: str,
+        table: Any,
+        run: _ListRun,
+        defaults: Any,
+        default_expires: dt.datetime | None,
+    ) -> None:
+        """Every row of a source: the rules of a YAML entry, on a path without models."""
+        index = table.index
+        columns = table.columns
+        width = len(columns)
+        number_col = index["number"]
+        reason_col = index.get("reason")
+        ex, ad, tt = index.get("expires"), index.get("added"), index.get("ttl")
+        expiries = Expiries(default_expires, defaults.ttl)
+        region = run.region
+        default_reason = defaults.reason
+        rules = self.rules
+        rule_cols = [(rule, index.get(rule.key)) for rule in rules]
+        for line, row in table.rows:
+            mark = (line, 1)
+            if len(row) != width:
+                self.problem(shown, mark, f"row has {len(row)} fields, the header has {width}")
+                continue
+            raw = row[number_col]
+            try:
+                number = normalise(raw, region)
+            except InvalidNumber as exc:
+                self.problem(shown, mark, f"invalid phone number {quote(raw)}: {exc}")
+                continue
+            if ex is None and ad is None and tt is None:
+                expires, why = expiries.resolve("", "", "")
+            else:
+                expires, why = expiries.resolve(cell(row, ex), cell(row, ad), cell(row, tt))
+            if why is not None:
+                self.problem(shown, mark, why)
+                continue
+            reason = (row[reason_col] if reason_col is not None else "") or default_reason
+            if rules:
+                for rule, col in rule_cols:
+                    value = row[col] if col is not None else None
+                    if rule.key == "reason" and not value:
+                        value = default_reason
+                    problem = rule.problem(value)
+                    if problem is not None:
+                        self.problem(shown, mark, problem)
+            run.declare(shown, mark, number, raw, reason, expires, (columns, row))
 
     def list_targets(
         self,
@@ -575,6 +766,110 @@ class _Loader:
             per_target[entry.number] = entry
 
 
+class _ListRun:
+    """One list being loaded: the checks every entry of it passes, from its YAML
+    ``entries`` and its ``entries_from`` rows alike (duplicates, protected numbers and
+    ranges), then the merge into its targets."""
+
+    __slots__ = ("loader", "desired", "file", "name", "region", "targets", "wanted", "seen")
+
+    def __init__(
+        self,
+        loader: _Loader,
+        desired: Desired,
+        file: str,
+        name: str,
+        region: str | None,
+        targets: list[tuple[Target, tuple[tuple[str, str], ...]]],
+        wanted: str | None,
+    ) -> None:
+        self.loader = loader
+        self.desired = desired
+        self.file = file
+        self.name = name
+        self.region = region
+        self.targets = targets
+        self.wanted = wanted
+        self.seen: dict[str, tuple[str, int]] = {}
+
+    def metadata_problems(self, item: Any, default_reason: str | None) -> list[str]:
+        out = []
+        for rule in self.loader.rules:
+            why = rule.problem(entry_metadata(item, rule.key, default_reason))
+            if why is not None:
+                out.append(why)
+        return out
+
+    def declare(
+        self,
+        file: str,
+        mark: Mark,
+        number: str,
+        raw: str,
+        reason: str | None,
+        expires: dt.datetime | None,
+        item: Any,
+    ) -> None:
+        loader = self.loader
+        desired = self.desired
+        first = self.seen.get(number)
+        if first is not None:
+            where = f"line {first[1]}" if first[0] == file else f"{first[0]}:{first[1]}"
+            loader.problem(
+                file, mark, f"duplicate number {number} (written {quote(raw)}; first at {where})"
+            )
+            return
+        self.seen[number] = (file, mark[0])
+        if number in desired.protected:
+            loader.problem(
+                file,
+                mark,
+                f"{number} (written {quote(raw)}) is protected "
+                f"({desired.protected[number]}) and may not be blocked",
+            )
+            return
+        if loader.ranges:
+            covered = loader.ranges.match(number)
+            if covered is not None:
+                loader.problem(
+                    file,
+                    mark,
+                    f"{number} (written {quote(raw)}) is in the protected range {covered[0]} "
+                    f"({covered[1]}) and may not be blocked",
+                )
+                return
+        source = f"{file}:{mark[0]}"
+        entry = DesiredEntry(number, reason, expires, (), source, self.name)
+        for target, attrs in self.targets:
+            loader.merge(file, mark, desired, target, entry, attrs)
+        cutoff = loader.cutoff
+        if (self.wanted is not None and number == self.wanted) or (
+            cutoff is not None and expires is not None and expires <= cutoff
+        ):
+            desired.declarations.append(
+                Declaration(
+                    number,
+                    self.name,
+                    source,
+                    raw,
+                    reason,
+                    expires,
+                    self.region,
+                    tuple((t.name, attrs) for t, attrs in self.targets),
+                    _row_metadata(*item) if isinstance(item, tuple) else _metadata(item),
+                )
+            )
+
+
+def _row_metadata(columns: list[str], row: list[str]) -> tuple[tuple[str, Any], ...]:
+    """A source row's cells besides number, reason and expires (ticket, added, ttl, …)."""
+    return tuple(
+        (name, value)
+        for name, value in zip(columns, row, strict=True)
+        if name not in _DECLARED_KEYS and value != ""
+    )
+
+
 #: what an entry says besides its number, reason and expiry (kept, never sent)
 _DECLARED_KEYS = frozenset({"number", "reason", "expires"})
 
@@ -647,10 +942,8 @@ def _locate(data: Any, loc: tuple[Any, ...]) -> tuple[tuple[int, int], str, Any]
             raw = node.raws[part] if node.raws[part] is not None else node[part]
             node = node[part]
             path.append(f"[{part}]")
-        elif (
-            isinstance(node, LocDict | LocList) and isinstance(part, str) and not part[:1].islower()
-        ):
-            continue  # a union member tag such as 'Entry'
+        elif isinstance(part, str) and part[:1].isupper():
+            continue  # a union member tag such as 'Entry' (or policy's 'Prefix', 'Range')
         else:
             path.append(str(part))
             raw = None

@@ -14,9 +14,18 @@ and the schema functions below add the registered keys for editors.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 from .providers import adapter_class, provider_types
 
@@ -45,6 +54,91 @@ class Safety(_Strict):
     max_add_fraction: float = Field(
         1.0, ge=0, description="adds above this share of existing entries is unsafe"
     )
+
+
+E164_PATTERN = r"^\+[1-9][0-9]{1,14}$"
+PREFIX_PATTERN = r"^\+[0-9]{1,15}$"
+
+
+class NumberRange(_Strict):
+    """Every number from ``from`` to ``to`` (both E.164, of the same length), inclusive."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    start: str = Field(alias="from", pattern=E164_PATTERN, description="first number (E.164)")
+    end: str = Field(alias="to", pattern=E164_PATTERN, description="last number (E.164)")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> NumberRange:
+        if len(self.start) != len(self.end):
+            raise ValueError("'from' and 'to' must have the same number of digits")
+        if self.start > self.end:
+            raise ValueError("'from' must not be greater than 'to'")
+        return self
+
+
+def _range_kind(value: Any) -> str:
+    return "Range" if isinstance(value, dict | NumberRange) else "Prefix"
+
+
+#: a prefix ('+1800') or a {from, to} range; the tags keep errors to the form written
+ProtectedRange = Annotated[
+    Annotated[str, Field(pattern=PREFIX_PATTERN), Tag("Prefix")]
+    | Annotated[NumberRange, Tag("Range")],
+    Discriminator(_range_kind),
+]
+
+
+class PolicySafety(_Strict):
+    """Safety thresholds for one target or one list, over the instance's and the global."""
+
+    targets: dict[str, Safety] = Field(
+        default_factory=dict,
+        description="target name (INSTANCE/SCOPE, as plans name it) -> thresholds of that "
+        "target; they replace the instance's and the global thresholds",
+    )
+    lists: dict[str, Safety] = Field(
+        default_factory=dict,
+        description="list name -> thresholds of that list's share of each of its targets: "
+        "the target's managed entries that state attributes to the list's files (the source "
+        "recorded when they were applied), against the plan's changes whose source is one of "
+        "those files; checked besides the target's own thresholds",
+    )
+
+
+class Policy(_Strict):
+    """Rules enforced before anything reaches a provider (``policy:`` in providers.yaml)."""
+
+    required_metadata: dict[str, str] = Field(
+        default_factory=dict,
+        description="metadata key -> regular expression (searched, as JSON Schema's pattern) "
+        "that every entry's value of it must match, e.g. {ticket: '^TS-[0-9]+$'}; an entry "
+        "may give the key itself, under meta:, or as a column of its entries_from file",
+    )
+    protected_ranges: list[ProtectedRange] = Field(
+        default_factory=list,
+        description="E.164 prefixes (e.g. '+1800' for a toll-free range) or {from, to} ranges "
+        "that no list may block, besides the single numbers of 'protected'",
+    )
+    max_removes: int | None = Field(
+        None,
+        ge=0,
+        description="a plan that would remove or expire more numbers than this, summed over its "
+        "targets, is unsafe (apply refuses it without --allow-unsafe)",
+    )
+    safety: PolicySafety = PolicySafety()
+
+    @field_validator("required_metadata")
+    @classmethod
+    def _patterns_compile(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, pattern in value.items():
+            if key == "number":
+                raise ValueError("'number' is not metadata")
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{key}: invalid regular expression {pattern!r}: {exc}") from None
+        return value
 
 
 class StateSettings(_Strict):
@@ -118,6 +212,7 @@ class ProvidersFile(_Strict):
     state: StateSettings = StateSettings()
     protected: list[str] = Field(default_factory=list, description="numbers no list may block")
     safety: Safety = Safety()
+    policy: Policy = Policy()
 
 
 class TargetSpec(BaseModel):
@@ -180,6 +275,12 @@ class ListFile(_Strict):
     targets: list[TargetSpec] = Field(min_length=1)
     defaults: Defaults = Defaults()
     entries: list[Entry | str | int] = Field(default_factory=list)
+    entries_from: str | list[str] | None = Field(
+        None,
+        description="more entries from a file beside this one (or several): a .csv with a "
+        "header row ('number' required; 'reason', 'expires', 'added', 'ttl' and metadata "
+        "columns optional) or a .txt with one number per line",
+    )
 
 
 # -- JSON Schemas (with the registered provider types) ------------------------------------

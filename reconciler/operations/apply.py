@@ -12,8 +12,10 @@ number, to remove what state does not manage or to touch a user's opt-out.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import socket
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,19 +60,31 @@ class ApplyResult:
 async def run_apply(options: ApplyOptions, ui: UI, stop: Stop) -> ApplyResult:
     """Lock, plan or check the saved plan, confirm, execute, record the audit."""
     desired = load_desired(options.directory, str(options.directory))
-    state = open_run_state(desired, options.directory, create=True, init_state=options.init_state)
+    async with locked_run(
+        desired, options.directory, lock_timeout=options.lock_timeout, init_state=options.init_state
+    ) as (conns, state, state_was_new):
+        return await _apply_locked(options, ui, stop, desired, conns, state, state_was_new)
+
+
+@contextlib.asynccontextmanager
+async def locked_run(
+    desired: Desired,
+    directory: Path,
+    *,
+    lock_timeout: float | None = None,
+    init_state: bool = False,
+) -> AsyncIterator[tuple[Connections, StateBackend, bool]]:
+    """The state, opened for writing and locked for this apply, and the providers'
+    connections: (connections, state, whether the state was new)."""
+    state = open_run_state(desired, directory, create=True, init_state=init_state)
     assert state is not None
     state_was_new = state.serial() == 0 and not state.targets()
-    timeout = (
-        options.lock_timeout
-        if options.lock_timeout is not None
-        else desired.config.state.lock_timeout
-    )
+    timeout = lock_timeout if lock_timeout is not None else desired.config.state.lock_timeout
     try:
         state.acquire_lock(current_lock_info("apply"), timeout=timeout)
         try:
-            async with Connections(desired.config, options.directory) as conns:
-                return await _apply_locked(options, ui, stop, desired, conns, state, state_was_new)
+            async with Connections(desired.config, directory) as conns:
+                yield conns, state, state_was_new
         finally:
             state.release_lock()
     finally:
@@ -113,15 +127,29 @@ async def _apply_locked(
     ):
         report.finished = dt.datetime.now(dt.UTC)
         return ApplyResult(report, the_plan, cancelled=True)
-    guard = Guard.of(the_plan, desired.protected)
+    report = await execute(the_plan, desired, conns, state, managed, ui, stop)
+    state.append_audit(audit_record(report, options, the_plan))
+    return ApplyResult(report, the_plan)
+
+
+async def execute(
+    the_plan: Plan,
+    desired: Desired,
+    conns: Connections,
+    state: StateBackend,
+    managed: Mapping[str, Mapping[str, object]],
+    ui: UI,
+    stop: Stop,
+) -> ApplyReport:
+    """Carry out a fresh plan under the guard of what the providers said just now and of
+    the configuration's protected numbers and ranges, with progress through ``ui``."""
+    guard = Guard.of(the_plan, desired.protected, desired.protected_ranges)
     managed_numbers = {name: entries.keys() for name, entries in managed.items()}
     with ui.progress() as progress:
         executor = Executor(
             conns, state, progress=progress, stop=stop, guard=guard, managed=managed_numbers
         )
-        report = await executor.run(the_plan)
-    state.append_audit(audit_record(report, options, the_plan))
-    return ApplyResult(report, the_plan)
+        return await executor.run(the_plan)
 
 
 async def _checked_plan(

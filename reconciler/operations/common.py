@@ -23,7 +23,8 @@ from ..domain import LiveEntry, ManagedEntry, Target
 from ..errors import BlocklistError, CredentialError, StateError
 from ..gcpause import paused_gc
 from ..models import ProvidersFile, Safety
-from ..plan import Plan, plan_target
+from ..plan import Plan, TargetPlan, plan_target
+from ..policy import list_share_reasons, max_removes_reason
 from ..providers import adapter_class
 from ..state import StateBackend, open_state
 from .ui import UI
@@ -155,12 +156,15 @@ async def refresh_targets(
     """Live entries of every target, concurrently (each adapter keeps its own limits).
     None for a target whose provider cannot list."""
 
+    def can_list(target: Target) -> bool:  # from the type: opening an adapter needs credentials
+        return adapter_class(target.type).capabilities.can_list
+
     async def one(target: Target) -> tuple[str, dict[str, LiveEntry] | None]:
-        adapter = connections.adapter(target.provider)
-        if not adapter.capabilities.can_list:
+        if not can_list(target):  # never called, so its credentials are not needed here
             if ui:
                 ui.notice(f"{target.name}: live state not readable, using state")
             return target.name, None
+        adapter = connections.adapter(target.provider)
         started = time.monotonic()
         # every read request is re-sent on its own (ProviderAdapter.read): retrying the
         # whole refresh would start a list of many pages over for one failing page
@@ -181,8 +185,9 @@ async def refresh_targets(
             ui.notice(f"{target.name}: {len(live):,} live {entries_word} ({elapsed:.1f}s)")
         return target.name, live
 
-    for target in targets:  # credentials of every provider are checked before any request
-        connections.adapter(target.provider)
+    for target in targets:  # credentials of every provider read are checked before any request
+        if can_list(target):
+            connections.adapter(target.provider)
     results = await asyncio.gather(*(one(t) for t in targets))
     return dict(results)
 
@@ -202,8 +207,7 @@ def build_plan(
         plans = []
         for target in targets:
             caps = adapter_class(target.type).capabilities
-            inst = desired.config.providers[target.provider]
-            safety: Safety = inst.safety or desired.config.safety
+            safety = target_safety(desired, target)
             plans.append(
                 plan_target(
                     target,
@@ -217,6 +221,7 @@ def build_plan(
                     marks_opt_outs=not caps.opt_outs_unmarked,
                 )
             )
+        add_policy_reasons(desired, plans, managed)
     return Plan(
         now=now,
         targets=plans,
@@ -225,6 +230,49 @@ def build_plan(
         serial=state.serial() if state else 0,
         configuration=desired.configuration,
     )
+
+
+def target_safety(desired: Desired, target: Target) -> Safety:
+    """A target's thresholds: policy.safety.targets, else its instance's, else the global."""
+    own = desired.config.policy.safety.targets.get(target.name)
+    if own is not None:
+        return own
+    return desired.config.providers[target.provider].safety or desired.config.safety
+
+
+def add_policy_reasons(
+    desired: Desired,
+    plans: Iterable[TargetPlan],
+    managed: Mapping[str, Mapping[str, ManagedEntry]],
+) -> None:
+    """Append to each target's unsafe reasons what the policy finds: a list over its
+    thresholds on that target, and, on every target that removes, a plan over
+    ``policy.max_removes``."""
+    plans = list(plans)
+    policy = desired.config.policy
+    if policy.safety.lists:
+        for tp in plans:
+            for listed in desired.list_files:
+                safety = policy.safety.lists.get(listed.name)
+                if safety is None or tp.target.name not in listed.targets:
+                    continue
+                tp.unsafe_reasons.extend(
+                    list_share_reasons(
+                        listed.name,
+                        listed.files,
+                        safety,
+                        tp.changes,
+                        managed.get(tp.target.name, {}),
+                    )
+                )
+    if policy.max_removes is not None:
+        removing = {tp.target.name: tp.count("remove") + tp.count("expire") for tp in plans}
+        where = desired.policy_sources.get("max_removes", desired.config_file)
+        why = max_removes_reason(sum(removing.values()), policy.max_removes, where)
+        if why is not None:
+            for tp in plans:
+                if removing[tp.target.name]:
+                    tp.unsafe_reasons.append(why)
 
 
 async def make_plan(
