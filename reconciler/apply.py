@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from tenacity import RetryCallState
 
 from .connections import Connections
-from .domain import Batch, BatchResult, ManagedEntry, Op, Outcome, Target
+from .domain import Applied, Batch, BatchResult, ManagedEntry, Op, Outcome, Target
 from .errors import AuthError, ProviderError, RetryableError
 from .operations.ui import Progress, QuietProgress, Stop
 from .plan import Plan, TargetPlan
@@ -101,6 +101,8 @@ class Executor:
         stop: Stop | None = None,
         guard: Guard | None = None,
         managed: Mapping[str, Collection[str]] | None = None,
+        actor: str | None = None,
+        commit: str | None = None,
     ) -> None:
         self.connections = connections
         self.state = state
@@ -109,6 +111,7 @@ class Executor:
         self.stop = stop or Stop()
         self.guard = guard or Guard()
         self._managed = managed  # target -> managed numbers when planned (None: read state)
+        self.actor, self.commit = actor, commit  # written with every number recorded
         self.report = ApplyReport(started=dt.datetime.now(dt.UTC))
         self._limits: dict[str, asyncio.Semaphore] = {}
         self._dead: dict[str, str] = {}  # provider instance -> why it is not called again
@@ -174,7 +177,15 @@ class Executor:
                 self.failure(name, c.number, "adopt", why)
                 continue
             adopts.append(
-                ManagedEntry(c.number, c.expires, c.reason, c.attrs, c.provider_id, c.source)
+                ManagedEntry(
+                    c.number,
+                    c.expires,
+                    c.reason,
+                    c.attrs,
+                    c.provider_id,
+                    c.source,
+                    applied=self.applied(),
+                )  # fmt: skip
             )
         for i in range(0, len(adopts), STATE_CHUNK):
             self.state.record_batch(name, upserts=adopts[i : i + STATE_CHUNK])
@@ -290,6 +301,11 @@ class Executor:
             self.failure(name, op.number, actions.get(op.number, op.kind), reason)
         self.mark_pending(name, failed, left.reasons)
 
+    def applied(self) -> Applied:
+        """The history stamp of numbers recorded now (one object per batch)."""
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        return Applied(now, now, self.actor, self.commit)
+
     def record(
         self, tp: TargetPlan, result: BatchResult, actions: dict[str, str], run: _BatchRun
     ) -> _Left:
@@ -301,6 +317,7 @@ class Executor:
         deletes: list[str] = []
         pending: dict[str, str] = {}
         left = _Left([])
+        applied = self.applied()
         reported = {id(o.op) for o in result.outcomes}
         outcomes = list(result.outcomes)
         # an op the provider said nothing about was not carried out: send it again
@@ -316,7 +333,15 @@ class Executor:
                 if op.kind == "add":
                     pid = o.provider_id or op.provider_id
                     upserts.append(
-                        ManagedEntry(op.number, op.expires, op.reason, op.attrs, pid, op.source)
+                        ManagedEntry(
+                            op.number,
+                            op.expires,
+                            op.reason,
+                            op.attrs,
+                            pid,
+                            op.source,
+                            applied=applied,
+                        )  # fmt: skip
                     )
                     self.report.done[name][action] += 1
                 else:

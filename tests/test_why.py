@@ -82,12 +82,14 @@ def test_after_an_apply_state_and_the_audit_log_are_shown(applied, monkeypatch) 
     doc = why_json("+919876543211")
     targets = by_name(doc)
     assert doc["state"]["lineage"] and doc["audit"]["records"] == 1
-    assert "not the numbers it sent" in doc["audit"]["limit"]
+    assert "is in its state record" in doc["audit"]["limit"]
     for name in TARGETS:
         t = targets[name]
         assert t["state"]["reason"] == "chargeback", name
         assert t["state"]["expires"] == "2027-03-01T00:00:00Z"
         assert t["state"]["source"].endswith("fraud.yaml:15")
+        history = t["state"]["applied"]  # per number: when, by whom (state schema 3)
+        assert history["first"] == history["last"] and history["by"], name
         assert t["next_plan"] == "no change", name
         [apply] = t["applies"]
         assert apply["actor"] and apply["done"].get("add", 0) >= 1 and apply["time"]

@@ -147,7 +147,14 @@ async def execute(
     managed_numbers = {name: entries.keys() for name, entries in managed.items()}
     with ui.progress() as progress:
         executor = Executor(
-            conns, state, progress=progress, stop=stop, guard=guard, managed=managed_numbers
+            conns,
+            state,
+            progress=progress,
+            stop=stop,
+            guard=guard,
+            managed=managed_numbers,
+            actor=actor(),
+            commit=git_commit(desired.root),
         )
         return await executor.run(the_plan)
 

@@ -39,8 +39,9 @@ from .ui import UI
 
 #: what the audit log cannot tell, said wherever applies are shown
 AUDIT_LIMIT = (
-    "the audit log counts each apply's changes per target, not the numbers it sent: "
-    "which of these applies sent this number is not recorded (failures are per number)"
+    "the audit log counts each apply's changes per target; when this number was first "
+    "and last recorded, by whom and at which commit is in its state record (kept since "
+    "state schema 3: earlier records have none)"
 )
 
 

@@ -203,6 +203,12 @@ def _state_text(m: ManagedEntry | None, report: WhyReport, mask: bool) -> str:
         text += f", {_attrs(m.attrs)}"
     if m.provider_id:
         text += f", provider id {m.provider_id}"
+    if m.applied is not None:
+        a = m.applied
+        who = f" by {a.by}" if a.by else ""
+        at = f" at {a.commit[:12]}" if a.commit else ""
+        first = iso(a.first)
+        text += f"; first recorded {first}, last {iso(a.last)}{who}{at}"
     if m.pending:
         text += f"; PENDING remove (last failed: {hide(m.pending)})"
     return text
@@ -323,6 +329,14 @@ def _target_dict(t: TargetWhy, mask: bool) -> dict[str, object]:
             "provider_id": m.provider_id,
             "source": m.source or None,
             "pending": hide(m.pending) if m.pending else None,
+            "applied": None
+            if m.applied is None
+            else {
+                "first": iso(m.applied.first),
+                "last": iso(m.applied.last),
+                "by": m.applied.by,
+                "commit": m.applied.commit,
+            },
         },
         "next_plan": t.plan,
         "next_plan_changes": None
