@@ -869,3 +869,76 @@ def test_lox24_resend_after_a_throttled_resend_adds_no_duplicate() -> None:
     assert asyncio.run(main()) == ["already", "already", "done"]
     phones = sorted(p["phone"] for p in emulator.phones_of(7200))
     assert phones == ["+4915100000001", *numbers]  # each once
+
+
+def test_ozonetel_removes_that_did_not_happen_stay_managed(tmp_path: Path) -> None:
+    """Issue 14, point 1: a delete reply lists under output.error both the numbers
+    that are absent and those that failed. They used to be forgotten as "not in the
+    group": with no read API, a number whose delete failed stayed blocked for good and
+    no plan showed it again (5-12 of ~240 removes at a 5 % failure rate). Now they are
+    re-sent within the apply and forgotten only when every send says so; a number the
+    provider never confirmed stays managed, marked pending, and the next plan removes
+    it again."""
+    from reconciler.sandbox.ozonetel import OzonetelEmulator
+    from reconciler.sandbox.server import serve
+
+    class IgnoresSomeDeletes(OzonetelEmulator):
+        """Deletes of the numbers in ``ignored`` are answered as if never asked (not
+        echoed, in neither output list) and not carried out; others as usual."""
+
+        ignored: set[str] = set()
+
+        def _delete(self, request):  # noqa: ANN001
+            gid = self.state["group_names"].get("fraud-callers")
+            kept = {
+                n: e for n, e in self.state["groups"][gid]["numbers"].items() if n in self.ignored
+            }
+            out = super()._delete(request)
+            self.state["groups"][gid]["numbers"].update(kept)
+            for key in ("success", "error"):
+                out["output"][key] = [n for n in out["output"][key] if reply_number(n) not in kept]
+            echoed = out["input"]["blockNumbers"]
+            out["input"]["blockNumbers"] = [n for n in echoed if reply_number(n) not in kept]
+            return out
+
+    from reconciler.providers.ozonetel import reply_number
+
+    directory = tmp_path / "blocklists"
+    directory.mkdir()
+    emulator = IgnoresSomeDeletes(persist=False)
+    pool = number_pool(240)
+    env = {"OZ_USER": "sandbox", "OZ_KEY": "sandbox-ozonetel-key"}
+    with serve(emulator) as url:
+        (directory / "providers.yaml").write_text(
+            f"version: 1\nproviders:\n  ozonetel:\n    type: ozonetel\n    base_url: {url}\n"
+            "    credentials: {username: {env: OZ_USER}, api_key: {env: OZ_KEY}}\n"
+        )
+        args = ("apply", "-C", str(directory), "--auto-approve", "--allow-unsafe", "--at", AT)
+        write_list(directory, "l", [ListEntry(n) for n in pool], targets=["ozonetel/fraud-callers"])
+        assert cli(*args, env=env).exit_code == 0
+        # one number removed behind the tool's back: absent, reported under output.error
+        gone = pool[5]
+        with emulator.lock:
+            gid = emulator.state["group_names"]["fraud-callers"]
+            del emulator.state["groups"][gid]["numbers"][gone]
+        ignored = set(pool[:12:3])
+        emulator.ignored = ignored
+        emulator.faults = Faults(FaultSpec.parse("partial=0.05,seed=11"))  # 5 % fail a send
+        write_list(directory, "l", [], targets=["ozonetel/fraud-callers"])
+        first = cli(*args, env=env)
+        assert first.exit_code == 1, first.stdout[-800:]  # the ignored ones failed, and say so
+        still = set(emulator.members("fraud-callers"))
+        managed = state_numbers(directory).get("ozonetel/fraud-callers", set())
+        assert still == ignored  # the 5 % failures were re-sent until they went through
+        assert managed == still  # what is still blocked is still managed: nothing lost
+        assert gone not in managed  # absent on every send: forgotten
+        listed = cli("state", "list", "-C", str(directory), "--format", "json", env=env)
+        entries = json.loads(listed.stdout)["targets"]["ozonetel/fraud-callers"]
+        assert {e["number"] for e in entries if e["pending"]} == ignored
+        replan = cli("plan", "-C", str(directory), "--format", "json", "--at", AT, env=env)
+        assert json.loads(replan.stdout)["summary"]["remove"] == len(ignored)
+        emulator.ignored = set()
+        emulator.faults = Faults(FaultSpec.parse(None))
+        assert cli(*args, env=env).exit_code == 0
+        assert emulator.members("fraud-callers") == {}
+        assert state_numbers(directory).get("ozonetel/fraud-callers", set()) == set()
