@@ -321,7 +321,7 @@ async def plan_and_apply(
 ) -> Phase:
     phase = Phase(name)
     desired = load_desired(root, "blocklists")
-    state = open_run_state(desired.config, root, create=True)
+    state = open_run_state(desired, root, create=True)
     assert state is not None
     try:
         async with Connections(desired.config, root) as conns:

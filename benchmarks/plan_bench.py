@@ -377,7 +377,7 @@ def child(base: Path, profile: bool, gc_off: bool = False) -> None:
 
     t = time.perf_counter()
     cpu_mark[0] = time.process_time()
-    state = runner_mod.open_run_state(desired.config, root, create=False)
+    state = runner_mod.open_run_state(desired, root, create=False, write=False)
     managed = runner_mod.managed_of(state, targets)
     plan = runner_mod.build_plan(desired, targets, live, managed, NOW, state)
     stage(
