@@ -182,7 +182,7 @@ class Executor:
                     c.expires,
                     c.reason,
                     c.attrs,
-                    c.provider_id,
+                    c.provider_ids,
                     c.source,
                     applied=self.applied(),
                 )  # fmt: skip
@@ -331,14 +331,14 @@ class Executor:
             action = actions.get(op.number, op.kind)
             if o.ok:
                 if op.kind == "add":
-                    pid = o.provider_id or op.provider_id
+                    ids = o.provider_ids or op.provider_ids
                     upserts.append(
                         ManagedEntry(
                             op.number,
                             op.expires,
                             op.reason,
                             op.attrs,
-                            pid,
+                            ids,
                             op.source,
                             applied=applied,
                         )  # fmt: skip

@@ -49,7 +49,9 @@ class LiveEntry:
     number: str  # E.164
     raw: str = ""  # as the provider wrote it
     attrs: tuple[tuple[str, str], ...] = ()  # e.g. (("reject_type", "unsubscribe"),)
-    provider_id: str | None = None  # the provider's id of the entry, where it removes by id
+    #: the provider's ids of the entry, where it removes by id (a provider may hold one
+    #: number under several ids; all of them are removed)
+    provider_ids: tuple[str, ...] = ()
     opt_out: bool = False  # added by the provider / its users (STOP): never removed
     #: the provider's text could not be read as one number (``number`` is then
     #: ``"?" + raw``): shown as unmanaged, never added over or removed, in any mode
@@ -75,7 +77,7 @@ class ManagedEntry:
     expires: datetime | None = None
     reason: str | None = None
     attrs: tuple[tuple[str, str], ...] = ()
-    provider_id: str | None = None
+    provider_ids: tuple[str, ...] = ()
     source: str = ""
     #: why the last remove of it failed; the entry stays managed until a remove is
     #: confirmed, so the next plan shows the remove again (None: nothing pending)
@@ -94,7 +96,7 @@ class Op:
     number: str  # E.164
     expires: datetime | None = None
     attrs: tuple[tuple[str, str], ...] = ()
-    provider_id: str | None = None  # for removes by id
+    provider_ids: tuple[str, ...] = ()  # for removes by id
     reason: str | None = None
     source: str = ""
 
@@ -120,7 +122,7 @@ class Outcome:
     op: Op
     status: OutcomeStatus
     reason: str | None = None  # the provider's own words on failure
-    provider_id: str | None = None  # id the provider gave on add (where it removes by id)
+    provider_ids: tuple[str, ...] = ()  # ids the provider gave on add (where it removes by id)
     retry_after: float | None = None
 
     @property

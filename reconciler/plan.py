@@ -40,7 +40,7 @@ class Change:
     expires: dt.datetime | None = None
     source: str = ""
     attrs: tuple[tuple[str, str], ...] = ()
-    provider_id: str | None = None
+    provider_ids: tuple[str, ...] = ()
     before: tuple[tuple[str, str | None], ...] | None = None  # update: attribute -> old value
 
     def after(self, key: str) -> str | None:
@@ -94,7 +94,7 @@ class TargetPlan:
         adds: list[Op] = []
         for c in self.changes:
             if c.action in ("remove", "expire", "update"):
-                removes.append(Op("remove", c.number, provider_id=c.provider_id, source=c.source))
+                removes.append(Op("remove", c.number, provider_ids=c.provider_ids, source=c.source))
             if c.action in ("add", "readd", "update"):
                 adds.append(
                     Op("add", c.number, c.expires, c.attrs, reason=c.reason, source=c.source)
@@ -141,7 +141,7 @@ def live_fingerprint(live: Mapping[str, LiveEntry] | Mapping[str, ManagedEntry])
     for number in sorted(live):
         e = live[number]
         expires = getattr(e, "expires", None)
-        h.update(f"{number}|{e.attrs}|{e.provider_id}|{iso(expires)}\n".encode())
+        h.update(f"{number}|{e.attrs}|{','.join(e.provider_ids) or None}|{iso(expires)}\n".encode())
     return h.hexdigest()
 
 
@@ -173,7 +173,7 @@ def plan_target(
         # the provider cannot list: what state says we put there is our best knowledge,
         # minus what the provider has already expired by itself
         live = {
-            n: LiveEntry(n, n, m.attrs, m.provider_id)
+            n: LiveEntry(n, n, m.attrs, m.provider_ids)
             for n, m in managed.items()
             if not (native_expiry and m.expires is not None and m.expires <= now)
         }
@@ -188,13 +188,13 @@ def plan_target(
         in_managed = number in managed
         if number in opt_outs:
             if not expired:
-                changes.append(_from_entry("optout", entry, live[number].provider_id))
+                changes.append(_from_entry("optout", entry, live[number].provider_ids))
             if in_managed:
                 forget.append(number)
             continue
         if expired:
             if in_live and in_managed:
-                changes.append(_from_entry("expire", entry, live[number].provider_id))
+                changes.append(_from_entry("expire", entry, live[number].provider_ids))
             elif in_live:
                 changes.append(_unmanaged(live[number]))
             elif in_managed:
@@ -205,9 +205,9 @@ def plan_target(
             continue
         before = _differences(entry, live[number], managed.get(number), attr_keys, native_expiry)
         if before:
-            changes.append(_from_entry("update", entry, live[number].provider_id, before))
+            changes.append(_from_entry("update", entry, live[number].provider_ids, before))
         elif not in_managed:
-            changes.append(_from_entry("adopt", entry, live[number].provider_id))
+            changes.append(_from_entry("adopt", entry, live[number].provider_ids))
 
     for number, entry in live.items():
         if number in desired:
@@ -222,11 +222,13 @@ def plan_target(
         elif m is not None:
             changes.append(
                 Change(
-                    "remove", number, m.reason, m.expires, m.source, entry.attrs, entry.provider_id
+                    "remove", number, m.reason, m.expires, m.source, entry.attrs, entry.provider_ids
                 )
             )
         elif target.exclusive:
-            changes.append(Change("remove", number, None, None, "", entry.attrs, entry.provider_id))
+            changes.append(
+                Change("remove", number, None, None, "", entry.attrs, entry.provider_ids)
+            )
         else:
             changes.append(_unmanaged(entry))
     for number in managed:
@@ -258,7 +260,7 @@ def plan_target(
 def _from_entry(
     action: str,
     entry: DesiredEntry,
-    provider_id: str | None = None,
+    provider_ids: tuple[str, ...] = (),
     before: tuple[tuple[str, str | None], ...] | None = None,
 ) -> Change:
     return Change(
@@ -268,13 +270,13 @@ def _from_entry(
         entry.expires,
         entry.source,
         entry.attrs,
-        provider_id,
+        provider_ids,
         before,
     )
 
 
 def _unmanaged(entry: LiveEntry) -> Change:
-    return Change("unmanaged", entry.number, None, None, "", entry.attrs, entry.provider_id)
+    return Change("unmanaged", entry.number, None, None, "", entry.attrs, entry.provider_ids)
 
 
 def _differences(

@@ -62,7 +62,7 @@ class ChangeDocument(_Doc):
     expires: Instant | None
     source: str | None
     attrs: dict[str, str] | None = None
-    provider_id: str | None = None
+    provider_ids: list[str] | None = None
     changes: list[AttributeChange] | None = None
 
 
@@ -168,8 +168,8 @@ def change_dict(c: Change, mask: bool = False) -> dict[str, object]:
     }
     if c.attrs:
         out["attrs"] = dict(c.attrs)
-    if c.provider_id is not None:
-        out["provider_id"] = c.provider_id
+    if c.provider_ids:
+        out["provider_ids"] = list(c.provider_ids)
     if c.before is not None:
         out["changes"] = [{"attribute": k, "from": old, "to": c.after(k)} for k, old in c.before]
     return out
@@ -368,7 +368,7 @@ def _target_from_document(t: TargetDocument, parse: _InstantParser) -> TargetPla
                 expires=parse(c.expires) if c.expires is not None else None,
                 source=c.source or "",
                 attrs=tuple((c.attrs or {}).items()),
-                provider_id=c.provider_id,
+                provider_ids=tuple(c.provider_ids or ()),
                 before=tuple((x.attribute, x.from_) for x in c.changes)
                 if c.changes is not None
                 else None,

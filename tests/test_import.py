@@ -171,7 +171,7 @@ def test_opt_outs_are_not_imported_and_the_header_says_so(project) -> None:
     assert run("apply", "--auto-approve", "--at", AT, "--target", "lox24").exit_code == 0
     state = json.loads(run("state", "list", "--format", "json", "--target", "lox24").stdout)
     entry = next(e for e in state["targets"]["lox24/7116"] if e["number"] == "+4915112345602")
-    assert entry["provider_id"]
+    assert entry["provider_ids"]
 
 
 def test_written_file_validates_against_the_schema_and_loader(project) -> None:

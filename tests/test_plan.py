@@ -23,9 +23,9 @@ def d(n: str, expires=None, reject=None) -> DesiredEntry:
     return DesiredEntry(n, "fraud", expires, attrs, "blocklists/x.yaml:1", "x")
 
 
-def live(n: str, reject=None, opt_out=False, pid=None) -> LiveEntry:
+def live(n: str, reject=None, opt_out=False, pid: str | None = None) -> LiveEntry:
     attrs = (("reject_type", reject),) if reject else ()
-    return LiveEntry(n, n, attrs, pid, opt_out)
+    return LiveEntry(n, n, attrs, (pid,) if pid else (), opt_out)
 
 
 def m(n: str, expires=None, reject=None) -> ManagedEntry:

@@ -45,7 +45,7 @@ def sample_plan() -> Plan:
         "+919876543211": LiveEntry("+919876543211", attrs=(("reject_type", "import"),)),
         "+919876543212": LiveEntry("+919876543212"),
         "+919876543213": LiveEntry("+919876543213"),
-        "+14155550123": LiveEntry("+14155550123", provider_id="id-1"),
+        "+14155550123": LiveEntry("+14155550123", provider_ids=("id-1",)),
         "+14155550124": LiveEntry("+14155550124", opt_out=True),
         "+14155550125": LiveEntry("+14155550125", opt_out=True),
     }
@@ -214,7 +214,7 @@ changes = st.builds(
     expires=st.none() | instants,
     source=texts,
     attrs=attr_pairs,
-    provider_id=st.none() | texts,
+    provider_ids=st.lists(texts.filter(bool), max_size=2).map(tuple),
     before=st.none() | st.lists(st.tuples(texts, st.none() | texts), max_size=2).map(tuple),
 )
 targets = st.builds(

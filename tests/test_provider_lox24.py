@@ -188,7 +188,7 @@ def test_refresh_seeded_group_marks_the_users_own_opt_out(lox):
     assert [e.number for e in entries] == ["+4915112345601", "+4915112345602", "+919876543210"]
     assert [e.opt_out for e in entries] == [True, False, False]
     ids = [p["id"] for p in lox.emulator.phones_of(7116)]
-    assert [e.provider_id for e in entries] == ids
+    assert [e.provider_ids for e in entries] == [(i,) for i in ids]
     assert lox.counters["requests"] == {LIST: expected_reads(lox.quirks, 3)}
 
 
@@ -204,7 +204,7 @@ def test_refresh_reads_every_page_within_the_limit(lox, count):
     lox.emulator.add_phones(8000, numbers)
     entries = refresh(lox, BIG)
     assert [e.number for e in entries] == numbers
-    assert len({e.provider_id for e in entries}) == count
+    assert len({e.provider_ids for e in entries}) == count
     c = lox.counters
     assert c["requests"] == {LIST: expected_reads(lox.quirks, count)}
     assert c["max_in_flight"] <= Lox24Adapter.capabilities.concurrency_limit
@@ -381,8 +381,8 @@ def test_duplicates_become_one_entry_and_are_removed_together(make):
     first = lox.emulator.add_phone(8000, "+4915112345607")
     second = lox.emulator.add_phone(8000, "004915112345607")
     [entry] = refresh(lox, BIG)
-    assert entry.provider_id == f"{first},{second}"
-    op = Op("remove", entry.number, provider_id=entry.provider_id)
+    assert entry.provider_ids == (first, second)
+    op = Op("remove", entry.number, provider_ids=entry.provider_ids)
     [outcome] = send(lox, Batch([op]), BIG).outcomes
     assert outcome.status == "done"
     assert lox.numbers(8000) == []
@@ -405,7 +405,7 @@ def test_refresh_of_a_missing_group_is_a_provider_error(lox):
 def test_batches_exactly_at_the_limit_and_one_over():
     adapter = Lox24Adapter("lox24", httpx.AsyncClient(verify=TLS), {"token": TOKEN})
     ops = [Op("add", f"+4917{i:09d}") for i in range(101)]
-    removes = [Op("remove", "+4915112345602", provider_id="1"), Op("remove", "+49151", "2")]
+    removes = [Op("remove", "+4915112345602", provider_ids=("1",)), Op("remove", "+49151", "2")]
     assert [len(b.ops) for b in adapter.batches(EMPTY, [], ops[:100], {})] == [100]
     out = adapter.batches(EMPTY, removes, ops, {})
     assert [(b.phase, len(b.ops)) for b in out] == [(0, 1), (0, 1), (1, 100), (1, 1)]
@@ -417,7 +417,7 @@ def test_add_a_full_batch_in_one_request(lox):
     assert [o.status for o in result.outcomes] == ["done"] * 100
     stored = lox.emulator.phones_of(7200)
     assert lox.numbers(7200) == numbers
-    assert [o.provider_id for o in result.outcomes] == [p["id"] for p in stored]
+    assert [o.provider_ids for o in result.outcomes] == [(p["id"],) for p in stored]
     c = lox.counters
     assert c["requests"] == {BATCH: 1}
     assert c["max_numbers"] == {BATCH: 100}
@@ -431,7 +431,7 @@ def test_request_counts_of_an_apply_sized_set_are_the_minimum(lox):
 
     async def apply(adapter: Lox24Adapter):
         live = await adapter.refresh(BIG)
-        gone = [Op("remove", e.number, provider_id=e.provider_id) for e in live[:20]]
+        gone = [Op("remove", e.number, provider_ids=e.provider_ids) for e in live[:20]]
         batches = adapter.batches(BIG, gone, [Op("add", n) for n in new], {})
         return [await adapter.send(BIG, b) for b in batches]
 
@@ -488,15 +488,15 @@ def test_per_item_statuses_by_exclusion(make):
     lox.emulator.route = lambda request: httpx.Response(201, json={"hydra:member": items})
     numbers = [f"+491700000000{i}" for i in range(8)]
     outcomes = send(lox, adds(numbers)).outcomes
-    assert [(o.status, o.reason, o.provider_id) for o in outcomes] == [
-        ("failed", "Invalid input", None),
-        ("failed", "phone: bad", None),
-        ("already", None, "9000777"),
-        ("already", None, None),
-        ("retryable", "I'm a teapot", None),
-        ("retryable", "HTTP 423", None),
-        ("retryable", "HTTP 201 without a phone id", None),
-        ("done", None, "9000778"),
+    assert [(o.status, o.reason, o.provider_ids) for o in outcomes] == [
+        ("failed", "Invalid input", ()),
+        ("failed", "phone: bad", ()),
+        ("already", None, ("9000777",)),
+        ("already", None, ()),
+        ("retryable", "I'm a teapot", ()),
+        ("retryable", "HTTP 423", ()),
+        ("retryable", "HTTP 201 without a phone id", ()),
+        ("done", None, ("9000778",)),
     ]
 
 
@@ -530,7 +530,7 @@ def test_resend_after_commit_then_drop_is_idempotent(lox):
     first, second = lox.run(resend_then_add)
     assert [o.status for o in first.outcomes] == ["already"] * 5
     stored = lox.emulator.phones_of(7200)
-    assert [o.provider_id for o in first.outcomes] == [p["id"] for p in stored[:5]]
+    assert [o.provider_ids for o in first.outcomes] == [(p["id"],) for p in stored[:5]]
     assert lox.numbers(7200) == [*numbers, "+4917100000999"]  # no duplicates
     assert second.outcomes[0].status == "done"
     # the check costs one listing, only on the re-send of an uncertain batch
@@ -539,7 +539,7 @@ def test_resend_after_commit_then_drop_is_idempotent(lox):
 
 def test_remove_resend_after_commit_then_drop(lox):
     [_, entry, _] = refresh(lox)
-    op = Op("remove", entry.number, provider_id=entry.provider_id)
+    op = Op("remove", entry.number, provider_ids=entry.provider_ids)
     lox.faults("drop=1.0")
     [lost] = send(lox, Batch([op]), GROUP).outcomes
     assert lost.status == "retryable"
@@ -551,7 +551,7 @@ def test_remove_resend_after_commit_then_drop(lox):
 
 def test_injected_delete_failures_are_retryable(lox):
     [_, entry, _] = refresh(lox)
-    op = Op("remove", entry.number, provider_id=entry.provider_id)
+    op = Op("remove", entry.number, provider_ids=entry.provider_ids)
     lox.faults("partial=1.0,reason=Phone is being processed")
     [first] = send(lox, Batch([op]), GROUP).outcomes
     lox.faults(None)
@@ -571,7 +571,7 @@ def test_injected_delete_failures_are_retryable(lox):
 def test_delete_statuses_by_exclusion(make, status, outcome):
     lox = make()
     lox.emulator.route = lambda request: httpx.Response(status, json={"detail": "no"})
-    [result] = send(lox, Batch([Op("remove", "+49151", provider_id="9000002")]), GROUP).outcomes
+    [result] = send(lox, Batch([Op("remove", "+49151", provider_ids=("9000002",))]), GROUP).outcomes
     assert (result.status, result.reason) == (outcome, "no")
 
 
@@ -579,7 +579,7 @@ def test_a_mixed_batch_keeps_the_order_of_its_ops(lox):
     [_, entry, _] = refresh(lox)
     ops = [
         Op("add", "+4917300000001"),
-        Op("remove", entry.number, provider_id=entry.provider_id),
+        Op("remove", entry.number, provider_ids=entry.provider_ids),
         Op("remove", "+4915100000000"),
         Op("add", "+4917300000002"),
     ]
@@ -595,7 +595,9 @@ def test_remove_without_an_id_fails_without_a_request(lox):
 
 
 def test_remove_of_an_unknown_id_is_already_done(lox):
-    [outcome] = send(lox, Batch([Op("remove", "+4915112345602", provider_id="42")]), GROUP).outcomes
+    [outcome] = send(
+        lox, Batch([Op("remove", "+4915112345602", provider_ids=("42",))]), GROUP
+    ).outcomes
     assert outcome.status == "already"
 
 
@@ -607,7 +609,7 @@ def test_remove_of_an_unknown_id_is_already_done(lox):
     [
         lambda a: a.refresh(GROUP),
         lambda a: a.send(EMPTY, adds(["+4917200000001"])),
-        lambda a: a.send(GROUP, Batch([Op("remove", "+919876543210", provider_id="9000003")])),
+        lambda a: a.send(GROUP, Batch([Op("remove", "+919876543210", provider_ids=("9000003",))])),
     ],
     ids=["refresh", "add", "remove"],
 )

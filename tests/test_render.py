@@ -69,7 +69,7 @@ def every_action_plan() -> Plan:
         NOW,
     )
     lox_managed = {f"+4915112345{i:03d}": ManagedEntry(f"+4915112345{i:03d}") for i in range(12)}
-    lox_live = {n: LiveEntry(n, provider_id=str(i)) for i, n in enumerate(lox_managed)}
+    lox_live = {n: LiveEntry(n, provider_ids=(str(i),)) for i, n in enumerate(lox_managed)}
     lox = plan_target(
         Target("lox24/7116", "lox24", "lox24", (("group_id", "7116"),)),
         {},

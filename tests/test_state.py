@@ -151,7 +151,7 @@ def test_upserts_deletes_and_read_target_round_trip_every_field(store: Store) ->
         expires=datetime(2027, 3, 1, 5, 30, tzinfo=ist),  # = 2027-03-01 00:00 UTC
         reason="fraud",
         attrs=(("reject_type", "invalid"), ("channel", "sms")),
-        provider_id="ph-7116",
+        provider_ids=("ph-7116",),
         source="blocklists/fraud.yaml:12",
     )
     state.record_batch(T1, [full, entry("+14155550123")])
@@ -163,9 +163,9 @@ def test_upserts_deletes_and_read_target_round_trip_every_field(store: Store) ->
     assert one.expires == datetime(2027, 3, 1, tzinfo=UTC)
     assert one.expires.utcoffset() == timedelta(0)
     assert one.attrs == (("channel", "sms"), ("reject_type", "invalid"))  # sorted pairs
-    assert (one.reason, one.provider_id, one.source) == (
+    assert (one.reason, one.provider_ids, one.source) == (
         "fraud",
-        "ph-7116",
+        ("ph-7116",),
         "blocklists/fraud.yaml:12",
     )
     assert got["+14155550123"] == ManagedEntry("+14155550123")
@@ -296,7 +296,7 @@ def _fill(state: StateBackend) -> None:
                 attrs=(("reject_type", "invalid"),),
                 source="blocklists/fraud.yaml:12",
             ),
-            entry("+14155550123", provider_id="id-9"),
+            entry("+14155550123", provider_ids=("id-9",)),
         ],
         meta={"group_id": "7116"},
     )

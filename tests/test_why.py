@@ -70,7 +70,7 @@ def test_before_any_apply_every_target_is_asked_and_nothing_is_in_state(project)
     # the provider types that can be asked by number are, the others read their list
     assert targets["kaleyra/sms"]["live"]["read"] == "by number"
     assert targets["lox24/7116"]["live"]["read"] == "whole list"
-    assert targets["lox24/7116"]["live"]["provider_id"]
+    assert targets["lox24/7116"]["live"]["provider_ids"]
     assert targets["wooxy/account"]["live"]["attrs"] == {"reject_type": "invalid"}
     ozonetel = targets["ozonetel/fraud-callers"]
     assert ozonetel["live"]["status"] == "not readable" and ozonetel["next_plan"] == "add"
@@ -95,7 +95,7 @@ def test_after_an_apply_state_and_the_audit_log_are_shown(applied, monkeypatch) 
         assert apply["actor"] and apply["done"].get("add", 0) >= 1 and apply["time"]
         assert t["failures"] == []
     assert targets["ozonetel/fraud-callers"]["live"]["status"] == "not readable"
-    assert targets["lox24/7116"]["state"]["provider_id"]  # lox24 removes by id
+    assert targets["lox24/7116"]["state"]["provider_ids"]  # lox24 removes by id
 
 
 def test_a_national_number_is_read_as_the_list_that_declares_it(applied) -> None:
@@ -195,7 +195,7 @@ def test_a_lookup_by_number_is_preferred_and_a_read_error_is_reported(project, m
 
     async def lookup(self, target: Target, numbers):  # noqa: ANN001 - an adapter method
         asked.append((target.name, list(numbers)))
-        return [LiveEntry(numbers[0], "0" + numbers[0][3:], provider_id="p-1")]
+        return [LiveEntry(numbers[0], "0" + numbers[0][3:], provider_ids=("p-1",))]
 
     async def refused(self, target: Target):  # noqa: ANN001
         raise ProviderError(self.instance, "GET /v1/contacts", "HTTP 503: try later")

@@ -173,9 +173,11 @@ async def refresh_targets(
         for e in entries:
             if e.number in live:  # the same number twice (duplicates in a group): keep all ids
                 first = live[e.number]
-                ids = ",".join(i for i in (first.provider_id, e.provider_id) if i)
+                ids = first.provider_ids + tuple(
+                    i for i in e.provider_ids if i not in first.provider_ids
+                )
                 live[e.number] = LiveEntry(
-                    first.number, first.raw, first.attrs, ids or None, first.opt_out or e.opt_out
+                    first.number, first.raw, first.attrs, ids, first.opt_out or e.opt_out
                 )
             else:
                 live[e.number] = e

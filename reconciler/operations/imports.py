@@ -488,7 +488,7 @@ def _adopt(
                     declared.expires,
                     declared.reason,
                     declared.attrs,
-                    live.provider_id,
+                    live.provider_ids,
                     declared.source,
                 )
             )

@@ -263,13 +263,13 @@ class Lox24Adapter(ProviderAdapter):
         entries = []
         for rows in by_number.values():
             # [INFER] duplicates in a group are allowed (no uniqueness rule documented):
-            # one entry per number, its phone ids joined by "," so a remove deletes all.
+            # one entry per number with all its phone ids, so a remove deletes them all.
             first = rows[0][0]
             entries.append(
                 LiveEntry(
                     number=first.number,
                     raw=first.raw,
-                    provider_id=",".join(pid for _, pid in rows),
+                    provider_ids=tuple(pid for _, pid in rows),
                     # Doc: unsubscribed_at "Timestamp when user was unsubscribed by a link":
                     # the user's own opt-out, never to be removed by default.
                     opt_out=any(e.opt_out for e, _ in rows),
@@ -462,7 +462,7 @@ class Lox24Adapter(ProviderAdapter):
                 if op.number in present:
                     # stays uncertain: if this send fails after all (the POST of the rest
                     # is throttled), the next re-send must find it listed again
-                    outcomes[i] = Outcome(op, "already", provider_id=",".join(present[op.number]))
+                    outcomes[i] = Outcome(op, "already", provider_ids=tuple(present[op.number]))
                 else:
                     uncertain.discard(op.number)
         todo = [(i, op) for i, op in enumerate(ops) if i not in outcomes]
@@ -500,11 +500,12 @@ class Lox24Adapter(ProviderAdapter):
             body_ = item.get("body")
             body_ = body_ if isinstance(body_, dict) else {}
             reason = self.redact(_item_reason(body_)) or f"HTTP {status}"
-            if status in (200, 201) and _phone_id(body_) is not None:
-                outcomes.append(Outcome(op, "done", provider_id=_phone_id(body_)))
+            pid = _phone_id(body_)
+            if status in (200, 201) and pid is not None:
+                outcomes.append(Outcome(op, "done", provider_ids=(pid,)))
             elif status == 409:
                 # Doc: 409 "Conflict - Entity already exists": the phone is in the group
-                outcomes.append(Outcome(op, "already", provider_id=_phone_id(body_)))
+                outcomes.append(Outcome(op, "already", provider_ids=(pid,) if pid else ()))
             elif status in _PERMANENT:
                 outcomes.append(Outcome(op, "failed", reason=reason))
             else:
@@ -520,7 +521,7 @@ class Lox24Adapter(ProviderAdapter):
     async def _remove(self, ops: list[Op]) -> list[Outcome]:
         outcomes: list[Outcome] = []
         for k, op in enumerate(ops):
-            ids = [p.strip() for p in (op.provider_id or "").split(",") if p.strip()]
+            ids = [p for p in op.provider_ids if p.strip()]
             if not ids:
                 outcomes.append(Outcome(op, "failed", reason=NO_ID_REASON))
                 continue

@@ -55,6 +55,16 @@ def decode_attrs(text: str | None) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(json.loads(text).items()))
 
 
+def encode_ids(ids: tuple[str, ...]) -> str | None:
+    """A number's provider ids as one column, joined by "," (the only provider that
+    removes by id gives integer ids); None when there is none."""
+    return ",".join(ids) or None
+
+
+def decode_ids(text: str | None) -> tuple[str, ...]:
+    return tuple(p for p in (text or "").split(",") if p)
+
+
 #: the columns of an entry row, in the order of ``entry_columns``
 ENTRY_COLUMNS = (
     "number",
@@ -79,7 +89,7 @@ def entry_columns(entry: ManagedEntry) -> tuple[Any, ...]:
         encode_expires(entry.expires),
         entry.reason,
         encode_attrs(tuple(entry.attrs)),
-        entry.provider_id,
+        encode_ids(entry.provider_ids),
         entry.source or "",
         entry.pending,
         encode_expires(applied.first) if applied else None,
@@ -123,9 +133,8 @@ def entries_from_rows(rows: Iterable[tuple[Any, ...]]) -> dict[str, ManagedEntry
                 pairs = attrs_cache[attrs]
             except KeyError:
                 pairs = attrs_cache[attrs] = _decode_attrs_any(attrs)
-            out[number] = ManagedEntry(
-                number, when, reason, pairs, provider_id, source, pending, applied
-            )
+            ids = decode_ids(provider_id) if provider_id else ()
+            out[number] = ManagedEntry(number, when, reason, pairs, ids, source, pending, applied)
     return out
 
 
@@ -147,7 +156,7 @@ def entry_to_json(entry: ManagedEntry) -> dict[str, Any]:
         "expires": encode_expires(entry.expires),
         "reason": entry.reason,
         "attrs": dict(entry.attrs),
-        "provider_id": entry.provider_id,
+        "provider_ids": list(entry.provider_ids),
         "source": entry.source or "",
     }
     if entry.pending is not None:
@@ -243,7 +252,7 @@ def parse_export(data: Any) -> ParsedExport:
 def _entry_from_json(raw: Any, where: str) -> ManagedEntry:
     if not isinstance(raw, Mapping):
         raise StateError(f"state export: {where} must be an object")
-    unknown = set(raw) - {*ENTRY_COLUMNS[:7], "applied"}
+    unknown = set(raw) - {*ENTRY_COLUMNS[:7], "provider_ids", "applied"}
     if unknown:
         raise StateError(f"state export: {where} has unknown keys {sorted(unknown)}")
     number = raw.get("number")
@@ -265,12 +274,17 @@ def _entry_from_json(raw: Any, where: str) -> ManagedEntry:
         value = raw.get(key)
         if value is not None and not isinstance(value, str):
             raise StateError(f"state export: {where}.{key} must be a string")
+    ids = raw.get("provider_ids")
+    if ids is None:  # an export written before ids became a list: one comma-joined string
+        ids = list(decode_ids(raw.get("provider_id")))
+    if not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids):
+        raise StateError(f"state export: {where}.provider_ids must be a list of strings")
     return ManagedEntry(
         number=number,
         expires=expires,
         reason=raw.get("reason"),
         attrs=tuple(sorted(attrs.items())),
-        provider_id=raw.get("provider_id"),
+        provider_ids=tuple(ids),
         source=raw.get("source") or "",
         pending=raw.get("pending"),
         applied=_applied_from_json(raw.get("applied"), where),

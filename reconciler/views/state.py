@@ -47,7 +47,7 @@ def _entry_json(e: ManagedEntry, number: str) -> dict[str, object]:
         "expires": iso(e.expires),
         "reason": e.reason,
         "attrs": dict(e.attrs),
-        "provider_id": e.provider_id,
+        "provider_ids": list(e.provider_ids),
         "source": e.source or None,
         "pending": e.pending,
     }
@@ -61,7 +61,7 @@ def render_found(found: list[tuple[str, ManagedEntry]]) -> str:
         lines.append(f"  expires:     {day(e.expires) or 'never'}")
         for k, v in e.attrs:
             lines.append(f"  {k + ':':12} {v}")
-        lines.append(f"  provider id: {e.provider_id or '-'}")
+        lines.append(f"  provider id: {', '.join(e.provider_ids) or '-'}")
         lines.append(f"  source:      {e.source or '-'}")
         if e.pending:
             lines.append(f"  pending:     remove failed: {clean(e.pending)}")

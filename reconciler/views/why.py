@@ -173,13 +173,17 @@ def _live_text(t: TargetWhy) -> str:
         extra = []
         if entry.attrs:
             extra.append(_attrs(entry.attrs))
-        if entry.provider_id:
-            extra.append(f"provider id {entry.provider_id}")
+        if entry.provider_ids:
+            extra.append(_ids_text(entry.provider_ids))
         if entry.raw and entry.raw != entry.number:
             extra.append(f"stored as {entry.raw!r}")
         if extra:
             text += "; " + ", ".join(extra)
     return text
+
+
+def _ids_text(ids: tuple[str, ...]) -> str:
+    return f"provider id{'s' if len(ids) > 1 else ''} {', '.join(ids)}"
 
 
 def _opt_out_text(t: TargetWhy) -> str:
@@ -201,8 +205,8 @@ def _state_text(m: ManagedEntry | None, report: WhyReport, mask: bool) -> str:
     text = f"managed: {reason}, {expiry}, applied from {m.source or 'no recorded source'}"
     if m.attrs:
         text += f", {_attrs(m.attrs)}"
-    if m.provider_id:
-        text += f", provider id {m.provider_id}"
+    if m.provider_ids:
+        text += f", {_ids_text(m.provider_ids)}"
     if m.applied is not None:
         a = m.applied
         who = f" by {a.by}" if a.by else ""
@@ -314,7 +318,7 @@ def _target_dict(t: TargetWhy, mask: bool) -> dict[str, object]:
             "status": t.live.status,
             "read": t.live.read,
             "attrs": dict(e.attrs) if e else None,
-            "provider_id": e.provider_id if e else None,
+            "provider_ids": list(e.provider_ids) if e else None,
             "stored_as": hide(e.raw) if e and e.raw else None,
             "error": t.live.error,
         },
@@ -326,7 +330,7 @@ def _target_dict(t: TargetWhy, mask: bool) -> dict[str, object]:
             "reason": hide(m.reason) if m.reason else m.reason,
             "expires": iso(m.expires),
             "attrs": dict(m.attrs),
-            "provider_id": m.provider_id,
+            "provider_ids": list(m.provider_ids),
             "source": m.source or None,
             "pending": hide(m.pending) if m.pending else None,
             "applied": None
