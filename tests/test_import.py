@@ -274,3 +274,21 @@ def test_selection_and_rendering_are_pure() -> None:
     assert list_name(Target("ozonetel/a b", "ozonetel", "ozonetel", (("group", "a b"),))) == (
         "imported-ozonetel-a-b"
     )
+
+
+def test_numbers_in_protected_ranges_are_not_imported(project) -> None:
+    """Bug: import left out single protected numbers but wrote numbers of a protected
+    range into the list, which then failed to validate."""
+    config = project / "blocklists" / "providers.yaml"
+    config.write_text(config.read_text() + "policy:\n  protected_ranges: ['+1888']\n")
+    path, data = sandbox_state(project, "wooxy")
+    created = next(iter(data["entries"].values()))["createdAt"]
+    data["entries"]["+18885550123"] = {"rejectType": "invalid", "createdAt": created}
+    path.write_text(json.dumps(data))
+
+    result = run("import", "wooxy", "--at", AT)
+    assert result.exit_code == 0, result.stderr
+    for written in (project / "blocklists").glob("imported-*.yaml"):
+        assert "+18885550123" not in listed_numbers(written)
+    assert "1 protected" in result.stdout
+    assert run("validate").exit_code == 0

@@ -221,3 +221,13 @@ def test_the_next_plan_says_what_an_update_changes(applied) -> None:
     ]
     text = run("why", "+919876543211", "--at", AT, "--target", "ozonetel").stdout
     assert "next plan  update it: expires 2027-03-01 → 2027-06-01" in text
+
+
+def test_a_number_in_a_protected_range_says_which_range(project) -> None:
+    """Bug: why looked only at the single protected numbers, not policy ranges."""
+    config = project / "blocklists" / "providers.yaml"
+    config.write_text(config.read_text() + "policy:\n  protected_ranges: ['+1888']\n")
+    doc = why_json("+18885550123")
+    assert doc["protected"] == {"source": "range +1888 (blocklists/providers.yaml:45)"}
+    text = run("why", "+18885550123", "--at", AT).stdout
+    assert "Protected: yes (range +1888 (blocklists/providers.yaml:45))" in text

@@ -50,6 +50,7 @@ from ..errors import BlocklistError, ConfigError
 from ..expiry import iso
 from ..models import NAME_PATTERN
 from ..numbers import InvalidNumber, normalise
+from ..policy import ProtectedRanges
 from ..providers import adapter_class
 from ..state import StateBackend, current_lock_info
 from .common import open_run_state, refresh_targets
@@ -136,6 +137,7 @@ def select_entries(
     declared: Iterable[str],
     protected: Iterable[str],
     attribute_fields: Iterable[str],
+    protected_ranges: ProtectedRanges | None = None,
 ) -> Selection:
     """Split live entries into groups to import and the counts of what is left out.
 
@@ -149,7 +151,7 @@ def select_entries(
     for number, entry in live.items():
         if entry.opt_out:
             sel.opt_outs += 1
-        elif number in protected_set:
+        elif number in protected_set or (protected_ranges and protected_ranges.match(number)):
             sel.protected += 1
         elif number in declared_set:
             sel.declared += 1
@@ -423,7 +425,9 @@ def _import(
         for n, e in desired.entries.get(target.name, {}).items()
         if e.source.rsplit(":", 1)[0] not in replaced
     ]
-    selection = select_entries(live, declared, desired.protected, caps.attribute_fields)
+    selection = select_entries(
+        live, declared, desired.protected, caps.attribute_fields, desired.protected_ranges
+    )
     output_paths(directory, target, selection.groups, options.out)
     written = _write_groups(directory, target, selection, options)
     files = [(g.path, len(g.entries)) for g in written if g.path is not None]

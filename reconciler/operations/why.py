@@ -229,6 +229,8 @@ async def run_why(options: WhyOptions, ui: UI | None = None) -> WhyReport:
             )
         )
     protected = desired.protected.get(number)
+    if protected is None and (covered := desired.protected_ranges.match(number)) is not None:
+        protected = f"range {covered[0]} ({covered[1]})"
     return WhyReport(
         number=number,
         written=options.number,
