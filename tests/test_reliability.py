@@ -935,6 +935,9 @@ def test_ozonetel_removes_that_did_not_happen_stay_managed(tmp_path: Path) -> No
         listed = cli("state", "list", "-C", str(directory), "--format", "json", env=env)
         entries = json.loads(listed.stdout)["targets"]["ozonetel/fraud-callers"]
         assert {e["number"] for e in entries if e["pending"]} == ignored
+        audit = cli("audit", "-C", str(directory), "--format", "json", "--at", AT, env=env)
+        [audited] = json.loads(audit.stdout)["targets"]
+        assert {e["number"] for e in audited["pending"]} == ignored  # audit shows them too
         replan = cli("plan", "-C", str(directory), "--format", "json", "--at", AT, env=env)
         assert json.loads(replan.stdout)["summary"]["remove"] == len(ignored)
         emulator.ignored = set()
