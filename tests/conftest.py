@@ -11,6 +11,7 @@ from loopback import Loopback
 from pgserver import PgServer, PgServerUnavailable
 
 REPO = Path(__file__).resolve().parent.parent
+SKIP_STATE = shutil.ignore_patterns(".blocklist")  # a copy of the lists, never their state
 #: environment that would change what the CLI prints or talks to
 CLEARED_ENV = ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", "NO_COLOR", "BLOCKLIST_SANDBOX_FAULTS")
 
@@ -31,7 +32,8 @@ def loopback() -> Iterator[Loopback]:
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy of the shipped blocklists in a fresh directory (its own .blocklist/), as
     the working directory, with no CI or fault variables set."""
-    shutil.copytree(REPO / "blocklists", tmp_path / "blocklists")
+    # never the clone's own .blocklist/: a new user's `blocklist plan` made one there
+    shutil.copytree(REPO / "blocklists", tmp_path / "blocklists", ignore=SKIP_STATE)
     monkeypatch.chdir(tmp_path)
     for var in CLEARED_ENV:
         monkeypatch.delenv(var, raising=False)

@@ -129,7 +129,7 @@ def write_list(directory: Path, name: str, entries: Iterable[ListEntry], **kw: A
 def copy_shipped(root: Path) -> Path:
     """A copy of the shipped ``blocklists/`` under ``root``; returns its path."""
     directory = root / "blocklists"
-    shutil.copytree(REPO / "blocklists", directory)
+    shutil.copytree(REPO / "blocklists", directory, ignore=shutil.ignore_patterns(".blocklist"))
     return directory
 
 
