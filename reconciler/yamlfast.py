@@ -405,13 +405,19 @@ def _parse(text: str) -> Any:
                     return out, i  # (a key after a sequence at its key's indentation)
                 i += 1
 
-    i, indent = peek(0)
-    if i == n:
-        raise _Bail  # an empty document: libyaml's path reports it
-    value, i = node(i, indent)
-    if peek(i)[0] != n:
-        raise _Bail
-    return value
+    try:
+        i, indent = peek(0)
+        if i == n:
+            raise _Bail  # an empty document: libyaml's path reports it
+        value, i = node(i, indent)
+        if peek(i)[0] != n:
+            raise _Bail
+        return value
+    finally:
+        # the nested functions refer to each other through their closures: a cycle
+        # holding the text's lines and scalar cache, which only the cyclic collector
+        # frees, and the loader runs with it paused while the next files load
+        peek = node = mapping = sequence = None  # type: ignore[assignment]
 
 
 def load_fast(text: str, file: str) -> Any | None:

@@ -507,3 +507,26 @@ def test_a_long_list_loads_fast_and_identically() -> None:
         )
     text = "version: 1\nname: big\ndefault_region: IN\nentries:\n" + "".join(entries)
     assert check(text, in_subset=True) is not None
+
+
+def test_a_loaded_text_leaves_no_garbage_behind() -> None:
+    """Nothing of a parse outlives it once its result is dropped: the loader runs with
+    the cyclic collector paused, so a reference cycle (the parser's nested functions
+    referring to each other, with the text's lines) would hold every file read so far."""
+    import gc
+
+    text = "version: 1\nname: x\nentries:\n" + "".join(
+        f'  - number: "+9198{k:08d}"\n    reason: r\n' for k in range(200)
+    )
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        gc.collect()
+        loaded = load_fast(text, "t.yaml")
+        assert loaded is not None
+        del loaded
+        assert load_fast("a: [1, {b: c}]\n\tx", "t.yaml") is None  # declined midway
+        assert gc.collect() == 0
+    finally:
+        if was_enabled:
+            gc.enable()
