@@ -68,12 +68,13 @@ def fast_e164(text: str) -> str | None:
         possible, regions = checks
         if len(nsn) not in possible:
             return None
-        for lead, valid in regions:
+        for region in regions:
+            lead = region.lead
             if lead is None:
-                if valid is not None and valid.fullmatch(nsn) is not None:
+                if region.valid(nsn):
                     return text
             elif lead.match(nsn) is not None:
-                return text if valid is not None and valid.fullmatch(nsn) is not None else None
+                return text if region.valid(nsn) else None
         return None
     return _phonenumbers_e164(int(code), nsn)
 
@@ -96,8 +97,27 @@ _TYPE_DESCS = (  # mobile and fixed line first: most numbers stop there
     "mobile", "fixed_line", "toll_free", "premium_rate", "shared_cost", "voip",
     "personal_number", "pager", "uan", "voicemail",
 )  # fmt: skip
-#: (leading-digits pattern or None, validity pattern or None: never valid) per region
-_Region = tuple[re.Pattern[str] | None, re.Pattern[str] | None]
+
+
+class _Region:
+    """One region of a calling code: its leading-digits pattern (None: it claims the
+    numbers valid for it) and its validity pattern, compiled on first use (+1 has 25
+    regions, and most numbers are the first one's)."""
+
+    __slots__ = ("lead", "source", "pattern")
+
+    def __init__(self, lead: str | None, source: str | None) -> None:
+        self.lead = re.compile(lead) if lead is not None else None
+        self.source = source  # None: no number is valid there
+        self.pattern: re.Pattern[str] | None = None
+
+    def valid(self, nsn: str) -> bool:
+        pattern = self.pattern
+        if pattern is None:
+            if self.source is None:
+                return False
+            pattern = self.pattern = re.compile(self.source)
+        return pattern.fullmatch(nsn) is not None
 
 
 def _lengths(desc: phonenumbers.PhoneNumberDesc) -> str | None:
@@ -110,7 +130,7 @@ def _lengths(desc: phonenumbers.PhoneNumberDesc) -> str | None:
     return "(?=(?:" + "|".join(f"[0-9]{{{n}}}" for n in sorted(lengths)) + r")\Z)"
 
 
-def _validity(meta: phonenumbers.PhoneMetadata | None, cc: int) -> re.Pattern[str] | None:
+def _validity(meta: phonenumbers.PhoneMetadata | None, cc: int) -> str | None:
     """One pattern that fully matches exactly the national significant numbers
     phonenumbers calls valid for ``meta``'s region: its general description (lengths
     and pattern) and at least one number type's (lengths and pattern); None when no
@@ -130,7 +150,7 @@ def _validity(meta: phonenumbers.PhoneMetadata | None, cc: int) -> re.Pattern[st
     types = [t for t in (part(getattr(meta, name)) for name in _TYPE_DESCS) if t is not None]
     if general is None or not types:
         return None
-    return re.compile(rf"(?=(?:{general})\Z)(?:" + "|".join(f"(?:{t})" for t in types) + ")")
+    return rf"(?=(?:{general})\Z)(?:" + "|".join(f"(?:{t})" for t in types) + ")"
 
 
 _Checks = tuple[frozenset[int], tuple[_Region, ...]]
@@ -166,10 +186,8 @@ def _compile_checks(code: str) -> _Checks | tuple[()]:
             continue  # as _region_code_for_number_from_list skips it
         # a code of one region is that region's whatever its digits; the same as
         # claiming the number only where it is valid, since no other region may
-        lead = None
-        if len(regions) > 1 and meta.leading_digits is not None:
-            lead = re.compile(meta.leading_digits)
-        out.append((lead, _validity(meta, cc)))
+        lead = meta.leading_digits if len(regions) > 1 else None
+        out.append(_Region(lead, _validity(meta, cc)))
     return possible, tuple(out)
 
 
