@@ -824,23 +824,38 @@ class _Loader:
         protected = desired.protected
         ranges = self.ranges if self.ranges else None
         default_reason = defaults.reason
-        #: raw text -> the entry's reason ("": none given), or _DECLINED
-        reasons: dict[str, Any] = {"": default_reason}
+        #: raw text -> the entry's reason (None: none given), or _DECLINED
+        reasons: dict[str | None, Any] = {None: default_reason}
         texts: dict[str, bool] = {}  # raw text -> whether it is text (note, owner)
-        expiries: dict[tuple[str, str, str], Any] = {}  # raw texts -> expiry, or _DECLINED
+        #: raw texts -> expiry, or _DECLINED
+        expiries: dict[tuple[str | None, str | None, str | None], Any] = {}
         entries: dict[str, DesiredEntry] = {}
         line = block.line
         try:
-            for short, raw, reason, expires, added, ttl, ticket, note, owner, skip, _ in block.rows:
+            for (
+                short,
+                raw,
+                reason,
+                expires,
+                added,
+                ttl,
+                ticket,
+                note,
+                owner,
+                skip,
+                odd,
+            ) in block.rows:
                 if skip:
                     line += skip.count("\n")
                     continue
+                if odd:
+                    return None
                 here = line
                 if short:
                     raw = short
                     line += 1
                 else:
-                    line += 8 - (reason, expires, added, ttl, ticket, note, owner).count("")
+                    line += 8 - (reason, expires, added, ttl, ticket, note, owner).count(None)
                 if raw[0] == '"' or raw[0] == "'":
                     raw = raw[1:-1]
                 number = fast_e164(raw)
@@ -882,9 +897,12 @@ class _Loader:
         return entries
 
     def row_expiry(
-        self, texts: tuple[str, str, str], defaults: Any, default_expires: dt.datetime | None
+        self,
+        texts: tuple[str | None, str | None, str | None],
+        defaults: Any,
+        default_expires: dt.datetime | None,
     ) -> Any:
-        """The expiry of a row's ``expires``, ``added`` and ``ttl`` texts ("": absent), or
+        """The expiry of a row's ``expires``, ``added`` and ``ttl`` texts (None: absent), or
         ``_DECLINED`` where ``parse_entry`` would find a problem (or the model would)."""
         values: list[Any] = []
         for text in texts[:2]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import re
 import weakref
-from collections.abc import Container
+from collections.abc import Callable, Container
 from functools import lru_cache
 
 import phonenumbers
@@ -34,21 +34,6 @@ def is_known_region(region: str) -> bool:
     return region.upper() in phonenumbers.SUPPORTED_REGIONS
 
 
-def _codes_by_prefix() -> dict[str, str]:
-    """The first three digits of an international number -> its calling code (calling
-    codes are prefix-free: at most one of the three prefixes is one)."""
-    out = {}
-    for first in map(str, range(100, 1000)):
-        for size in (1, 2, 3):
-            if int(first[:size]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
-                out[first] = first[:size]
-                break
-    return out
-
-
-_CODE_OF = _codes_by_prefix()
-
-
 def fast_e164(text: str) -> str | None:
     """``text`` when it is a valid number written exactly in E.164 (``+`` and digits),
     decided without phonenumbers' general-purpose parser (the slowest step) from each
@@ -60,23 +45,25 @@ def fast_e164(text: str) -> str | None:
     code = _CODE_OF.get(text[1:4])
     if code is None:
         return None
-    nsn = text[len(code) + 1 :]
-    checks = _CHECKS.get(code)
-    if checks is None:
-        checks = _regions(code)
-    if checks and nsn[0] != "0":
-        possible, regions = checks
-        if len(nsn) not in possible:
-            return None
-        for region in regions:
-            lead = region.lead
-            if lead is None:
-                if region.valid(nsn):
-                    return text
-            elif lead.match(nsn) is not None:
-                return text if region.valid(nsn) else None
+    possible = code.possible
+    if possible is None:
+        possible = code.compile()
+    nsn = text[code.size :]
+    if not possible or nsn[0] == "0":  # phonenumbers decides
+        return _phonenumbers_e164(code.cc, nsn)
+    if len(nsn) not in possible:
         return None
-    return _phonenumbers_e164(int(code), nsn)
+    single = code.single
+    if single is not None:
+        return text if single(nsn) is not None else None
+    for region in code.regions:
+        lead = region.lead
+        if lead is None:
+            if region.valid(nsn):
+                return text
+        elif lead.match(nsn) is not None:
+            return text if region.valid(nsn) else None
+    return None
 
 
 def _phonenumbers_e164(cc: int, nsn: str) -> str | None:
@@ -153,42 +140,73 @@ def _validity(meta: phonenumbers.PhoneMetadata | None, cc: int) -> str | None:
     return rf"(?=(?:{general})\Z)(?:" + "|".join(f"(?:{t})" for t in types) + ")"
 
 
-_Checks = tuple[frozenset[int], tuple[_Region, ...]]
-#: calling code -> its checks, compiled on first use (() where phonenumbers decides)
-_CHECKS: dict[str, _Checks | tuple[()]] = {}
+class _Code:
+    """A calling code and phonenumbers' checks of its numbers, compiled on first use: the
+    lengths ``is_possible_number`` allows (its first region's, local-only ones too), and
+    region selection: in its order, the first region whose leading digits match (or,
+    without leading digits, for which the number is valid) is the number's region, and
+    the number is valid when it is valid there."""
+
+    __slots__ = ("cc", "size", "possible", "regions", "single")
+
+    def __init__(self, cc: int) -> None:
+        self.cc = cc
+        self.size = len(str(cc)) + 1  # "+" and the code
+        #: None until compiled; empty where phonenumbers decides (non-geographic codes)
+        self.possible: frozenset[int] | None = None
+        self.regions: tuple[_Region, ...] = ()
+        #: the validity check of a code of one region (its pattern's fullmatch)
+        self.single: Callable[[str], object] | None = None
+
+    def compile(self) -> frozenset[int]:
+        regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(self.cc, ())
+        main = phonenumbers.PhoneMetadata.metadata_for_region(regions[0].upper(), None)
+        if (
+            phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY in regions
+            or main is None
+            or main.general_desc is None
+        ):
+            self.possible = frozenset()
+            return self.possible
+        out: list[_Region] = []
+        for region in regions:
+            meta = phonenumbers.PhoneMetadata.metadata_for_region(region.upper(), None)
+            if meta is None:
+                continue  # as _region_code_for_number_from_list skips it
+            # a code of one region is that region's whatever its digits; the same as
+            # claiming the number only where it is valid, since no other region may
+            lead = meta.leading_digits if len(regions) > 1 else None
+            out.append(_Region(lead, _validity(meta, self.cc)))
+        self.regions = tuple(out)
+        if len(regions) == 1:
+            source = out[0].source if out else None
+            self.single = re.compile(source).fullmatch if source is not None else _never
+        general = main.general_desc
+        local = general.possible_length_local_only or ()
+        self.possible = frozenset((*general.possible_length, *local))
+        return self.possible
 
 
-def _regions(code: str) -> _Checks | tuple[()]:
-    """phonenumbers' checks for calling code ``code``, precompiled: the lengths
-    ``is_possible_number`` allows (its first region's, local-only ones too), and region
-    selection: in its order, the first region whose leading digits match (or, without
-    leading digits, for which the number is valid) is the number's region, and the
-    number is valid when it is valid there. None for non-geographic codes (phonenumbers
-    decides)."""
-    _CHECKS[code] = checks = _compile_checks(code)
-    return checks
+def _never(nsn: str) -> None:
+    """The validity check of a region where no number is valid."""
+    return None
 
 
-def _compile_checks(code: str) -> _Checks | tuple[()]:
-    cc = int(code)
-    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(cc, ())
-    if not regions or phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY in regions:
-        return ()
-    main = phonenumbers.PhoneMetadata.metadata_for_region(regions[0].upper(), None)
-    if main is None or main.general_desc is None:
-        return ()
-    general = main.general_desc
-    possible = frozenset((*general.possible_length, *(general.possible_length_local_only or ())))
-    out: list[_Region] = []
-    for region in regions:
-        meta = phonenumbers.PhoneMetadata.metadata_for_region(region.upper(), None)
-        if meta is None:
-            continue  # as _region_code_for_number_from_list skips it
-        # a code of one region is that region's whatever its digits; the same as
-        # claiming the number only where it is valid, since no other region may
-        lead = meta.leading_digits if len(regions) > 1 else None
-        out.append(_Region(lead, _validity(meta, cc)))
-    return possible, tuple(out)
+def _codes_by_prefix() -> dict[str, _Code]:
+    """The first three digits of an international number -> its calling code (calling
+    codes are prefix-free: at most one of the three prefixes is one)."""
+    codes = {cc: _Code(cc) for cc in phonenumbers.COUNTRY_CODE_TO_REGION_CODE}
+    out = {}
+    for first in map(str, range(100, 1000)):
+        for size in (1, 2, 3):
+            code = codes.get(int(first[:size]))
+            if code is not None:
+                out[first] = code
+                break
+    return out
+
+
+_CODE_OF = _codes_by_prefix()
 
 
 @lru_cache(maxsize=1 << 16)  # repeats are local (a few files, live echoes); 1 M keys cost ~200 MB

@@ -5,10 +5,12 @@ the ``entries:`` block instead of a Loc tree of a hundred thousand mappings.
 its ``entries`` value an ``EntryRows``: one row of raw texts per entry (the
 number, and the texts of ``reason``, ``expires``, ``added``, ``ttl``, ``ticket``,
 ``note`` and ``owner``, quotes kept so that an empty value is told from an absent
-one) and the lines between entries. ``desired`` checks and builds the entries from
-the rows; whenever a row is not what this module reads, or an entry has any
-problem, it loads the file with the generic loaders instead, which also word the
-problems. So this module never decides what is valid: it only declines.
+one), a row per run of blank and comment lines between entries, and a row for any
+other line (``other``: the block is not in the shapes read here). ``desired``
+checks and builds the entries from the rows; whenever a row is ``other``, or an
+entry has any problem, it loads the file with the generic loaders instead, which
+also word the problems. So this module never decides what is valid: it only
+declines.
 
 The shapes read: block sequence items at one indentation, each either a number
 (double-quoted without escapes, single-quoted without quotes inside, or plain
@@ -26,24 +28,34 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from .yamlfast import USABLE, Bail, check_characters, parse, plain
 from .yamlnodes import LocDict, LocList
 
-#: a row: (short, number, reason, expires, added, ttl, ticket, note, owner, skip, other)
-Row = tuple[str, str, str, str, str, str, str, str, str, str, str]
+#: a row: (short, number, reason, expires, added, ttl, ticket, note, owner, skip, other),
+#: None where absent
+Row = tuple[str | None, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class EntryRows:
-    """The entries of a list file as rows of raw texts (see the module docstring)."""
+    """The entries of a list file as rows of raw texts (see the module docstring), read
+    as they are iterated (a list of them would hold a copy of every value at once)."""
 
-    rows: list[Row]
+    text: str  # the whole file, for the generic loaders when the rows will not do
+    start: int  # where the block starts in the text
+    end: int  # and where it ends
     line: int  # the line the first row starts on (1-based)
     col: int  # the column of every item's value or first key (1-based)
-    text: str  # the whole file, for the generic loaders when the rows will not do
+
+    @property
+    def rows(self) -> Iterator[Row]:
+        """Every row, in order; a row with ``other`` is a line not read here."""
+        pattern = _rows_pattern(self.col - 3)
+        return map(re.Match.groups, pattern.finditer(self.text, self.start, self.end))  # type: ignore[arg-type]
 
 
 _DQ = r'"[^"\\\n]*+"'
@@ -140,11 +152,8 @@ def _read(text: str) -> LocDict | None:
         or header["entries"] is not None
     ):
         return None
-    rows = _rows_pattern(indent).findall(text, start, end)
-    if any(row[10] for row in rows):
-        return None
     del header.raws["entries"]  # a collection has no raw text
-    header["entries"] = EntryRows(rows, line + 1, indent + 3, text)
+    header["entries"] = EntryRows(text, start, end, line + 1, indent + 3)
     return header
 
 
