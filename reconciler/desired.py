@@ -34,7 +34,7 @@ from .providers import adapter_class
 from .sources import SUFFIXES as SOURCE_SUFFIXES
 from .sources import Expiries, SourceProblem, cell, open_table
 from .yamlentries import EntryRows, scalar
-from .yamlfast import Bail
+from .yamlfast import Bail, text_or_int
 from .yamlload import load_file, load_text
 from .yamlnodes import LocDict, LocList, Mark, YamlProblem, quote
 
@@ -875,8 +875,8 @@ class _Loader:
                     )
                     if why is _DECLINED:
                         return None
-                if ticket and ticket[0] not in "\"'" and not _is_ticket(scalar(ticket)):
-                    return None
+                if ticket and ticket[0] not in "\"'" and not text_or_int(ticket):
+                    return None  # the model takes text or a whole number (not a boolean)
                 if note or owner:
                     for text in (note, owner):
                         if text:
@@ -1164,11 +1164,6 @@ def _plain(value: Any) -> Any:
 
 #: ``_Loader.row_expiry``: the row has a problem (the generic path reports it)
 _DECLINED = object()
-
-
-def _is_ticket(value: Any) -> bool:
-    """What the model takes as a ticket: text or a whole number (not a boolean)."""
-    return isinstance(value, str | int) and not isinstance(value, bool)
 
 
 class _Declared:

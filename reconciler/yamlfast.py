@@ -111,6 +111,17 @@ def plain(value: str) -> Any:
     return value
 
 
+def text_or_int(raw: str) -> bool:
+    """Whether the plain scalar ``raw`` is a str or an int (not a bool, a float, a date,
+    null, …), as ``plain`` types it, without building the value where it is text;
+    ``Bail`` where ``plain`` would."""
+    for _, match in _RESOLVE.get(raw[0], ()):
+        if match(raw):  # typed: what plain makes of it (and what it refuses)
+            value = plain(raw)
+            return isinstance(value, str | int) and not isinstance(value, bool)
+    return True
+
+
 def _tail_ok(line: str, p: int) -> bool:
     """Whether only spaces and perhaps a comment (after a space) follow position p."""
     if p == len(line):

@@ -530,3 +530,26 @@ def test_a_loaded_text_leaves_no_garbage_behind() -> None:
     finally:
         if was_enabled:
             gc.enable()
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.one_of(
+        st.text(alphabet="0123456789+-._:eEoxXbTtFfYyNnOo~<=abc", min_size=1, max_size=12),
+        st.sampled_from(["yes", "No", "TRUE", "off", "~", "null", "<<", "=", "1_000", "0x1F"]),
+        st.sampled_from(["2027-13-45", "2027-03-01", "12:30", "1:30:00", ".inf", "-.NaN"]),
+    )
+)
+def test_text_or_int_is_the_type_plain_gives(raw: str) -> None:
+    """``text_or_int`` (a ticket's check in the bulk path) is ``plain``'s value being text
+    or a whole number, and refuses what ``plain`` refuses."""
+    from reconciler import yamlfast
+
+    try:
+        value = yamlfast.plain(raw)
+    except yamlfast.Bail:
+        with pytest.raises(yamlfast.Bail):
+            yamlfast.text_or_int(raw)
+        return
+    expected = isinstance(value, str | int) and not isinstance(value, bool)
+    assert yamlfast.text_or_int(raw) == expected
