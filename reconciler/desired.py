@@ -13,8 +13,9 @@ import datetime as dt
 import errno
 import hashlib
 import os
+import re
 import stat
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,18 +27,22 @@ from .domain import DesiredEntry, Target
 from .errors import ConfigError, Problem
 from .expiry import add_ttl, iso, to_utc
 from .gcpause import paused_gc
-from .models import Entry, ListFile, ProvidersFile
-from .numbers import InvalidNumber, is_known_region, normalise
+from .models import TTL_PATTERN, Entry, ListFile, ProvidersFile
+from .numbers import InvalidNumber, fast_e164, is_known_region, normalise, remember_validated
 from .policy import MetadataRule, ProtectedRanges, entry_metadata, metadata_rules
 from .providers import adapter_class
 from .sources import SUFFIXES as SOURCE_SUFFIXES
 from .sources import Expiries, SourceProblem, cell, open_table
+from .yamlentries import EntryRows, scalar
+from .yamlfast import Bail, text_or_int
 from .yamlload import load_file, load_text
 from .yamlnodes import LocDict, LocList, Mark, YamlProblem, quote
 
 PROVIDERS_FILE = "providers.yaml"
 _ENTRY_KEYS = frozenset(Entry.model_fields)
 _SIMPLE_STR_KEYS = ("reason", "note", "owner")
+_TTL = re.compile(TTL_PATTERN.removeprefix("^").removesuffix("$"))
+Attrs = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -80,7 +85,11 @@ class ListSource:
 
 @dataclass
 class Desired:
-    """The merged desired state of a run."""
+    """The merged desired state of a run.
+
+    Read-only once loaded: targets that hold the same entries (one list's targets with
+    the same attributes) share one per-target mapping in ``entries``, and entries are
+    shared between targets (a number's entry object, its expiry's datetime)."""
 
     root: Path
     config: ProvidersFile
@@ -99,6 +108,11 @@ class Desired:
     protected_ranges: ProtectedRanges = field(default_factory=ProtectedRanges)
     #: policy: where each rule is written ("max_removes" -> "blocklists/providers.yaml:9")
     policy_sources: dict[str, str] = field(default_factory=dict)
+    #: every number declared for some target: what ``numbers.parse_live`` may take as
+    #: validated (registered there by a weak reference, so it lives here)
+    declared_numbers: Container[str] = field(
+        default=frozenset(), init=False, repr=False, compare=False
+    )
 
     def lists_named(self, name: str) -> list[ListSource]:
         return [ls for ls in self.list_files if ls.name == name]
@@ -120,7 +134,7 @@ class Desired:
     def numbers(self) -> int:
         """Distinct numbers declared across all targets."""
         seen: set[str] = set()
-        for per_target in self.entries.values():
+        for per_target in {id(m): m for m in self.entries.values()}.values():
             seen.update(per_target)
         return len(seen)
 
@@ -245,6 +259,10 @@ class _Loader:
         self._watched: dict[str | None, str | None] = {}
         self.rules: tuple[MetadataRule, ...] = ()
         self.ranges = ProtectedRanges()
+        #: every expiry computed, by value: equal instants share one datetime
+        self._instants: dict[dt.datetime, dt.datetime] = {}
+        #: the per-target mappings: id -> (the mapping, the targets holding it)
+        self._holders: dict[int, tuple[dict[str, DesiredEntry], set[str]]] = {}
 
     def watched(self, region: str | None) -> str | None:
         """The watched number as a list with ``region`` reads it (None: no watch)."""
@@ -259,11 +277,18 @@ class _Loader:
     def display(self, path: Path) -> str:
         return f"{self.shown}/{path.relative_to(self.root).as_posix()}"
 
+    @property
+    def bulk(self) -> bool:
+        """Whether list entries may be read in bulk (``bulk_entries``): not when each
+        entry's metadata is needed (policy rules, ``watch``, ``expiring_before``)."""
+        return not self.rules and self.watch is None and self.cutoff is None
+
     def read(self, path: Path, shown: str) -> Any:
-        """A YAML file's tree: its edited text if one is given (``texts``), else the file."""
+        """A list file's tree (its entries perhaps as ``EntryRows``): its edited text if
+        one is given (``texts``), else the file."""
         if path in self.texts:
-            return load_text(self.texts[path], shown)
-        return load_file(path, shown)
+            return load_text(self.texts[path], shown, rows=self.bulk)
+        return load_file(path, shown, rows=self.bulk)
 
     def problem(self, file: str, mark: tuple[int, int], message: str) -> None:
         self.problems.append(Problem(file, mark[0], mark[1], message))
@@ -340,6 +365,8 @@ class _Loader:
             raise ConfigError(self.problems)
         desired.targets = dict(sorted(desired.targets.items()))
         desired.entries = {name: desired.entries.get(name, {}) for name in desired.targets}
+        desired.declared_numbers = _Declared(desired.entries.values())
+        remember_validated(desired.declared_numbers)
         return desired
 
     def load_config(self, file: str, data: Any) -> tuple[ProvidersFile, Any] | None:
@@ -472,6 +499,16 @@ class _Loader:
         if not isinstance(data, LocDict):
             self.problem(file, getattr(data, "mark", (1, 1)), "expected a mapping")
             return
+        bulk = None
+        rows = data.get("entries")
+        if isinstance(rows, EntryRows):
+            bulk = self.bulk_entries(file, data, rows, desired)
+            if bulk is None:  # the generic path, as if the bulk one never was
+                try:
+                    data = load_text(rows.text, file)
+                except YamlProblem as exc:
+                    self.problems.append(exc.problem)
+                    return
         header = LocDict(data.mark)
         header.update({k: v for k, v in data.items() if k != "entries"})
         header.key_marks = data.key_marks
@@ -484,7 +521,7 @@ class _Loader:
         entries = data.get("entries", LocList(data.mark))
         if entries is None:
             entries = LocList(data.mark)
-        if not isinstance(entries, LocList):
+        if not isinstance(entries, LocList | EntryRows):
             self.problem(file, data.key_marks.get("entries", data.mark), "entries must be a list")
             return
         region = spec.default_region
@@ -497,9 +534,11 @@ class _Loader:
 
         targets = self.list_targets(file, data, spec, desired, target_modes)
         defaults = spec.defaults
-        default_expires = to_utc(defaults.expires) if defaults.expires is not None else None
+        default_expires = self.default_expires(defaults)
         run = _ListRun(self, desired, file, spec.name, region, targets, self.watched(region))
-        for i, item in enumerate(entries):
+        if bulk is not None:
+            run.take(bulk, rows.col if isinstance(rows, EntryRows) else 1)
+        for i, item in enumerate(entries if isinstance(entries, LocList) else ()):
             mark = entries.marks[i]
             parsed = self.parse_entry(file, item, entries.raws[i], mark, region, defaults)
             if parsed is None:
@@ -512,6 +551,7 @@ class _Loader:
                     self.problem(file, mark, why)
             run.declare(file, mark, number, raw, reason, expires, item)
         sources = self.load_sources(file, data, spec, path, run, default_expires)
+        self.merge_run(run)
         if path is not None:
             desired.list_files.append(
                 ListSource(
@@ -662,7 +702,6 @@ class _Loader:
                 continue
             target_modes.setdefault(name, (target.exclusive, where))
             target = desired.targets.setdefault(name, target)
-            desired.entries.setdefault(name, {})
             out.append((target, attrs))
         return out
 
@@ -713,65 +752,273 @@ class _Loader:
         except InvalidNumber as exc:
             self.problem(file, num_mark, f"invalid phone number {quote(raw)}: {exc}")
             return None
-        if ttl is None and expires_v is None:
-            ttl = defaults.ttl
-        if expires_v is not None and ttl is not None:
-            self.problem(file, mark, "give either 'expires' or 'ttl', not both")
-            return None
-        expires = None
-        try:
-            if expires_v is not None:
-                expires = to_utc(expires_v)
-            elif ttl is not None:
-                if added_v is None:
-                    self.problem(file, mark, f"ttl {ttl!r} needs 'added' (the date it counts from)")
-                    return None
-                expires = add_ttl(to_utc(added_v), ttl)
-        except (ValueError, OverflowError) as exc:
-            self.problem(file, mark, f"bad expiry: {exc}")
+        expires, why = self.expiry(expires_v, added_v, ttl, defaults.ttl)
+        if why is not None:
+            self.problem(file, mark, why)
             return None
         return number, raw, reason, expires
 
-    def merge(
+    def expiry(
+        self, expires: Any, added: Any, ttl: str | None, default_ttl: str | None
+    ) -> tuple[dt.datetime | None, str | None]:
+        """(the expiry, None) of an entry's ``expires``, ``added`` and ``ttl`` values, or
+        (None, why not); equal instants share one datetime (a million entries have a few
+        hundred expiries)."""
+        if ttl is None and expires is None:
+            ttl = default_ttl
+        if expires is not None and ttl is not None:
+            return None, "give either 'expires' or 'ttl', not both"
+        try:
+            if expires is not None:
+                when = to_utc(expires)
+            elif ttl is not None:
+                if added is None:
+                    return None, f"ttl {ttl!r} needs 'added' (the date it counts from)"
+                when = add_ttl(to_utc(added), ttl)
+            else:
+                return None, None
+        except (ValueError, OverflowError) as exc:
+            return None, f"bad expiry: {exc}"
+        return self._instants.setdefault(when, when), None
+
+    def default_expires(self, defaults: Any) -> dt.datetime | None:
+        """A list's ``defaults.expires`` as an instant (shared, as every expiry)."""
+        if defaults.expires is None:
+            return None
+        when = to_utc(defaults.expires)
+        return self._instants.setdefault(when, when)
+
+    def bulk_entries(
+        self, file: str, data: LocDict, block: EntryRows, desired: Desired
+    ) -> dict[str, DesiredEntry] | None:
+        """A list's entries read in bulk (``yamlentries``), checked by the rules of
+        ``load_list``, ``parse_entry`` and ``_ListRun.declare``, before anything is
+        recorded: None when the list or any row is not what is read here, or anything
+        has a problem; the generic path then loads the list as if this one never ran
+        (and words the problems)."""
+        if not self.bulk:
+            return None
+        try:
+            spec = ListFile.model_validate({k: v for k, v in data.items() if k != "entries"})
+            default_expires = self.default_expires(spec.defaults)
+        except (ValidationError, ValueError, OverflowError):
+            return None
+        region = spec.default_region
+        if region is not None and not is_known_region(region):
+            return None
+        return self.load_entry_rows(
+            file, spec.name, region, spec.defaults, default_expires, block, desired
+        )
+
+    def load_entry_rows(
         self,
         file: str,
-        mark: tuple[int, int],
+        name: str,
+        region: str | None,
+        defaults: Any,
+        default_expires: dt.datetime | None,
+        block: EntryRows,
         desired: Desired,
-        target: Target,
-        entry: DesiredEntry,
-        attrs: tuple[tuple[str, str], ...],
+    ) -> dict[str, DesiredEntry] | None:
+        """``bulk_entries``' loop: every row, or None at the first that will not do."""
+        protected = desired.protected
+        ranges = self.ranges if self.ranges else None
+        default_reason = defaults.reason
+        #: raw text -> the entry's reason (None: none given), or _DECLINED
+        reasons: dict[str | None, Any] = {None: default_reason}
+        texts: dict[str, bool] = {}  # raw text -> whether it is text (note, owner)
+        #: raw texts -> expiry, or _DECLINED
+        expiries: dict[tuple[str | None, str | None, str | None], Any] = {}
+        entries: dict[str, DesiredEntry] = {}
+        line = block.line
+        try:
+            for (
+                short,
+                raw,
+                reason,
+                expires,
+                added,
+                ttl,
+                ticket,
+                note,
+                owner,
+                skip,
+                odd,
+            ) in block.rows:
+                if skip:
+                    line += skip.count("\n")
+                    continue
+                if odd:
+                    return None
+                here = line
+                if short:
+                    raw = short
+                    line += 1
+                else:
+                    line += 8 - (reason, expires, added, ttl, ticket, note, owner).count(None)
+                if raw[0] == '"' or raw[0] == "'":
+                    raw = raw[1:-1]
+                number = fast_e164(raw)
+                if number is None:
+                    number = normalise(raw, region)
+                if number in entries or number in protected:
+                    return None
+                if ranges is not None and ranges.match(number) is not None:
+                    return None
+                why = reasons.get(reason, _DECLINED)
+                if why is _DECLINED:
+                    if reason in reasons:
+                        return None
+                    value = scalar(reason)
+                    why = reasons[reason] = (
+                        (value or default_reason) if isinstance(value, str) else _DECLINED
+                    )
+                    if why is _DECLINED:
+                        return None
+                if ticket and ticket[0] not in "\"'" and not text_or_int(ticket):
+                    return None  # the model takes text or a whole number (not a boolean)
+                if note or owner:
+                    for text in (note, owner):
+                        if text:
+                            ok = texts.get(text)
+                            if ok is None:
+                                ok = texts[text] = isinstance(scalar(text), str)
+                            if not ok:
+                                return None
+                key = (expires, added, ttl)
+                when = expiries.get(key, expiries)
+                if when is expiries:
+                    when = expiries[key] = self.row_expiry(key, defaults, default_expires)
+                if when is _DECLINED:
+                    return None
+                entries[number] = DesiredEntry(number, why, when, (), f"{file}:{here}", name)
+        except (InvalidNumber, Bail):
+            return None
+        return entries
+
+    def row_expiry(
+        self,
+        texts: tuple[str | None, str | None, str | None],
+        defaults: Any,
+        default_expires: dt.datetime | None,
+    ) -> Any:
+        """The expiry of a row's ``expires``, ``added`` and ``ttl`` texts (None: absent), or
+        ``_DECLINED`` where ``parse_entry`` would find a problem (or the model would)."""
+        values: list[Any] = []
+        for text in texts[:2]:
+            value = scalar(text) if text else None
+            if isinstance(value, dt.datetime):
+                if value.tzinfo is None:
+                    return _DECLINED
+            elif value is not None and not isinstance(value, dt.date):
+                return _DECLINED
+            values.append(value)
+        ttl = scalar(texts[2]) if texts[2] else None
+        if ttl is not None and not (isinstance(ttl, str) and _TTL.fullmatch(ttl)):
+            return _DECLINED
+        when, why = self.expiry(values[0], values[1], ttl, defaults.ttl)
+        if why is not None:
+            return _DECLINED
+        return default_expires if when is None else when
+
+    # -- merging per target ------------------------------------------------------------
+
+    def merge_run(self, run: _ListRun) -> None:
+        """A list's entries into each of its targets. The targets of a list with the same
+        attributes share the entries and one mapping while they hold the same numbers;
+        a mapping is copied when a later list changes only some of its targets."""
+        if not run.entries:
+            return
+        groups: dict[Attrs, list[str]] = {}
+        for target, attrs in run.targets:
+            groups.setdefault(attrs, []).append(target.name)
+        for attrs, names in groups.items():
+            entries = run.entries
+            if attrs:
+                entries = {
+                    n: DesiredEntry(n, e.reason, e.expires, attrs, e.source, e.list_name)
+                    for n, e in entries.items()
+                }
+            self.merge_group(run, names, entries)
+
+    def merge_group(
+        self, run: _ListRun, names: list[str], entries: dict[str, DesiredEntry]
     ) -> None:
-        if attrs:
-            entry = DesiredEntry(
-                entry.number, entry.reason, entry.expires, attrs, entry.source, entry.list_name
-            )
-        per_target = desired.entries[target.name]
-        existing = per_target.get(entry.number)
-        if existing is None:
-            per_target[entry.number] = entry
-            return
-        if existing.attrs != entry.attrs:
-            self.problem(
-                file,
-                mark,
-                f"{entry.number} for {target.name}: attributes "
-                f"{_attrs_text(entry.attrs)} conflict with {_attrs_text(existing.attrs)} "
-                f"at {existing.source}",
-            )
-            return
-        # merged: no expiry beats any expiry, else the later expiry wins
-        if existing.expires is None:
-            return
-        if entry.expires is None or entry.expires > existing.expires:
-            per_target[entry.number] = entry
+        maps = run.desired.entries
+        holders = self._holders
+        fresh: list[str] = []
+        held: dict[int, list[str]] = {}
+        for name in names:
+            mapping = maps.get(name)
+            if mapping is None:
+                fresh.append(name)
+            else:
+                held.setdefault(id(mapping), []).append(name)
+        if fresh:  # the first list of these targets: its entries are their mapping
+            holders[id(entries)] = (entries, set(fresh))
+            for name in fresh:
+                maps[name] = entries
+        for key, here in held.items():
+            mapping, holding = holders[key]
+            if len(holding) != len(here):  # other targets hold it too: not theirs to change
+                holding.difference_update(here)
+                mapping = dict(mapping)
+                holders[id(mapping)] = (mapping, set(here))
+                for name in here:
+                    maps[name] = mapping
+            self.merge_into(run, mapping, here, entries)
+
+    def merge_into(
+        self,
+        run: _ListRun,
+        mapping: dict[str, DesiredEntry],
+        names: list[str],
+        entries: dict[str, DesiredEntry],
+    ) -> None:
+        """``entries`` into the mapping of targets ``names``: a number in both is merged
+        (no expiry beats any expiry, else the later expiry wins), unless their
+        attributes conflict; new numbers follow in the list's order."""
+        both = mapping.keys() & entries.keys()
+        for number in both:
+            existing, entry = mapping[number], entries[number]
+            if existing.attrs != entry.attrs:
+                file, mark = run.mark_of(number)
+                for name in names:
+                    self.problem(
+                        file,
+                        mark,
+                        f"{number} for {name}: attributes "
+                        f"{_attrs_text(entry.attrs)} conflict with {_attrs_text(existing.attrs)} "
+                        f"at {existing.source}",
+                    )
+            elif existing.expires is not None and (
+                entry.expires is None or entry.expires > existing.expires
+            ):
+                mapping[number] = entry
+        if both:
+            mapping.update({n: e for n, e in entries.items() if n not in both})
+        else:
+            mapping.update(entries)
 
 
 class _ListRun:
     """One list being loaded: the checks every entry of it passes, from its YAML
     ``entries`` and its ``entries_from`` rows alike (duplicates, protected numbers and
-    ranges), then the merge into its targets."""
+    ranges), and its entries, which ``_Loader.merge_run`` merges into its targets."""
 
-    __slots__ = ("loader", "desired", "file", "name", "region", "targets", "wanted", "seen")
+    __slots__ = (
+        "loader",
+        "desired",
+        "file",
+        "name",
+        "region",
+        "targets",
+        "wanted",
+        "entries",
+        "rejected",
+        "marks",
+        "col",
+    )
 
     def __init__(
         self,
@@ -790,7 +1037,28 @@ class _ListRun:
         self.region = region
         self.targets = targets
         self.wanted = wanted
-        self.seen: dict[str, tuple[str, int]] = {}
+        self.entries: dict[str, DesiredEntry] = {}  # number -> its entry, in list order
+        self.rejected: dict[str, tuple[str, int]] = {}  # numbers refused: number -> place
+        self.marks: dict[str, Mark] = {}  # number -> its entry's mark (but bulk-read ones)
+        self.col = 1  # the column of the bulk-read entries
+
+    def take(self, entries: dict[str, DesiredEntry], col: int) -> None:
+        """The entries read in bulk, before any other: each at column ``col``."""
+        self.entries = entries
+        self.col = col
+
+    def first_at(self, number: str) -> tuple[str, int] | None:
+        """Where the list declares ``number`` already: (file, line), or None."""
+        entry = self.entries.get(number)
+        if entry is None:
+            return self.rejected.get(number)
+        file, _, line = entry.source.rpartition(":")
+        return file, int(line)
+
+    def mark_of(self, number: str) -> tuple[str, Mark]:
+        """The file and mark of the list's entry of ``number``."""
+        file, line = self.first_at(number) or (self.file, 1)
+        return file, self.marks.get(number, (line, self.col))
 
     def metadata_problems(self, item: Any, default_reason: str | None) -> list[str]:
         out = []
@@ -812,15 +1080,15 @@ class _ListRun:
     ) -> None:
         loader = self.loader
         desired = self.desired
-        first = self.seen.get(number)
+        first = self.first_at(number)
         if first is not None:
             where = f"line {first[1]}" if first[0] == file else f"{first[0]}:{first[1]}"
             loader.problem(
                 file, mark, f"duplicate number {number} (written {quote(raw)}; first at {where})"
             )
             return
-        self.seen[number] = (file, mark[0])
         if number in desired.protected:
+            self.rejected[number] = (file, mark[0])
             loader.problem(
                 file,
                 mark,
@@ -831,6 +1099,7 @@ class _ListRun:
         if loader.ranges:
             covered = loader.ranges.match(number)
             if covered is not None:
+                self.rejected[number] = (file, mark[0])
                 loader.problem(
                     file,
                     mark,
@@ -839,9 +1108,8 @@ class _ListRun:
                 )
                 return
         source = f"{file}:{mark[0]}"
-        entry = DesiredEntry(number, reason, expires, (), source, self.name)
-        for target, attrs in self.targets:
-            loader.merge(file, mark, desired, target, entry, attrs)
+        self.entries[number] = DesiredEntry(number, reason, expires, (), source, self.name)
+        self.marks[number] = mark
         cutoff = loader.cutoff
         if (self.wanted is not None and number == self.wanted) or (
             cutoff is not None and expires is not None and expires <= cutoff
@@ -892,6 +1160,22 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
     return value
+
+
+#: ``_Loader.row_expiry``: the row has a problem (the generic path reports it)
+_DECLINED = object()
+
+
+class _Declared:
+    """Every number declared for some target (``numbers.remember_validated``)."""
+
+    __slots__ = ("_mappings", "__weakref__")
+
+    def __init__(self, mappings: Iterable[Mapping[str, DesiredEntry]]) -> None:
+        self._mappings = tuple({id(m): m for m in mappings}.values())
+
+    def __contains__(self, number: object) -> bool:
+        return any(number in mapping for mapping in self._mappings)
 
 
 def _attrs_text(attrs: Iterable[tuple[str, str]]) -> str:

@@ -4,13 +4,20 @@ Pure functions, cached: lists repeat numbers across files and providers
 return the same numbers on every refresh. Used for declared numbers (with the
 list's ``default_region``) and for live numbers read back from providers (so a
 format difference never looks like a change).
+
+Numbers written in E.164 (nearly all of them) are decided by ``fast_e164`` from
+phonenumbers' own metadata compiled once per calling code, region selection of
+shared codes (+1, +44, +7, …) included; everything else goes through
+phonenumbers. ``tests/test_numbers.py`` holds both to phonenumbers' answers.
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
-from functools import cache, lru_cache
+import weakref
+from collections.abc import Callable, Container
+from functools import lru_cache
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat
@@ -27,27 +34,41 @@ def is_known_region(region: str) -> bool:
     return region.upper() in phonenumbers.SUPPORTED_REGIONS
 
 
-_COUNTRY_CODES = frozenset(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+def fast_e164(text: str) -> str | None:
+    """``text`` when it is a valid number written exactly in E.164 (``+`` and digits),
+    decided without phonenumbers' general-purpose parser (the slowest step) from each
+    region's patterns compiled once; None when this path cannot say yes (``normalise``
+    then asks phonenumbers, which also says why not)."""
+    # "+", then 7 to 15 ASCII digits, the first not 0 (isdigit alone takes other scripts')
+    if not (8 <= len(text) <= 16 and text[0] == "+" and text.isascii() and text[1:].isdigit()):
+        return None
+    code = _CODE_OF.get(text[1:4])
+    if code is None:
+        return None
+    possible = code.possible
+    if possible is None:
+        possible = code.compile()
+    nsn = text[code.size :]
+    if not possible or nsn[0] == "0":  # phonenumbers decides
+        return _phonenumbers_e164(code.cc, nsn)
+    if len(nsn) not in possible:
+        return None
+    single = code.single
+    if single is not None:
+        return text if single(nsn) is not None else None
+    for region in code.regions:
+        lead = region.lead
+        if lead is None:
+            if region.valid(nsn):
+                return text
+        elif lead.match(nsn) is not None:
+            return text if region.valid(nsn) else None
+    return None
 
 
-def _fast_e164(text: str) -> str | None:
-    """The common case, ``+`` and digits, without phonenumbers' general-purpose
-    parser (the slowest step): build the number directly and validate it. None
-    when the fast path cannot say yes (the full parser then explains why not)."""
-    if not _E164_FAST.match(text):
-        return None
-    digits = text[1:]
-    for size in (1, 2, 3):
-        cc = int(digits[:size])
-        if cc in _COUNTRY_CODES:
-            nsn = digits[size:]
-            break
-    else:
-        return None
+def _phonenumbers_e164(cc: int, nsn: str) -> str | None:
+    """phonenumbers' own verdict on +cc nsn (non-geographic codes, leading zeros)."""
     zeros = len(nsn) - len(nsn.lstrip("0"))
-    checks = _region_checks(cc)
-    if checks is not None and zeros == 0:
-        return text if _valid_nsn(nsn, checks) else None
     number = phonenumbers.PhoneNumber(
         country_code=cc,
         national_number=int(nsn),
@@ -59,52 +80,133 @@ def _fast_e164(text: str) -> str | None:
     return phonenumbers.format_number(number, PhoneNumberFormat.E164)
 
 
-_Desc = tuple[frozenset[int], re.Pattern[str]]
 _TYPE_DESCS = (  # mobile and fixed line first: most numbers stop there
     "mobile", "fixed_line", "toll_free", "premium_rate", "shared_cost", "voip",
     "personal_number", "pager", "uan", "voicemail",
 )  # fmt: skip
 
 
-@cache
-def _region_checks(cc: int) -> tuple[_Desc, tuple[_Desc, ...]] | None:
-    """For a calling code used by exactly one region: its general description and its
-    number-type descriptions, compiled once. None where phonenumbers must decide
-    (codes shared by several regions, such as +1 or +44, and non-geographic ones)."""
-    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(cc, ())
-    if len(regions) != 1 or regions[0] == "001":
-        return None
-    meta = phonenumbers.PhoneMetadata.metadata_for_region(regions[0])
-    if meta is None or meta.general_desc is None:
-        return None
+class _Region:
+    """One region of a calling code: its leading-digits pattern (None: it claims the
+    numbers valid for it) and its validity pattern, compiled on first use (+1 has 25
+    regions, and most numbers are the first one's)."""
 
-    def compile_desc(desc: phonenumbers.PhoneNumberDesc | None) -> _Desc | None:
-        if desc is None or desc.national_number_pattern is None:
+    __slots__ = ("lead", "source", "pattern")
+
+    def __init__(self, lead: str | None, source: str | None) -> None:
+        self.lead = re.compile(lead) if lead is not None else None
+        self.source = source  # None: no number is valid there
+        self.pattern: re.Pattern[str] | None = None
+
+    def valid(self, nsn: str) -> bool:
+        pattern = self.pattern
+        if pattern is None:
+            if self.source is None:
+                return False
+            pattern = self.pattern = re.compile(self.source)
+        return pattern.fullmatch(nsn) is not None
+
+
+def _lengths(desc: phonenumbers.PhoneNumberDesc) -> str | None:
+    """A lookahead for the desc's possible lengths ("" for any; None: no length can)."""
+    lengths = [n for n in desc.possible_length or () if n > 0]
+    if not desc.possible_length:
+        return ""
+    if not lengths:
+        return None
+    return "(?=(?:" + "|".join(f"[0-9]{{{n}}}" for n in sorted(lengths)) + r")\Z)"
+
+
+def _validity(meta: phonenumbers.PhoneMetadata | None, cc: int) -> str | None:
+    """One pattern that fully matches exactly the national significant numbers
+    phonenumbers calls valid for ``meta``'s region: its general description (lengths
+    and pattern) and at least one number type's (lengths and pattern); None when no
+    number can be valid there."""
+    if meta is None or meta.country_code != cc:
+        return None  # is_valid_number_for_region: the region's code must be the number's
+
+    def part(desc: phonenumbers.PhoneNumberDesc | None) -> str | None:
+        if desc is None or not desc.national_number_pattern:
             return None
-        pattern = re.compile(f"(?:{desc.national_number_pattern})")
-        return frozenset(desc.possible_length or ()), pattern
+        lengths = _lengths(desc)
+        if lengths is None:
+            return None
+        return f"{lengths}(?:{desc.national_number_pattern})"
 
-    general = compile_desc(meta.general_desc)
-    if general is None:
+    general = part(meta.general_desc)
+    types = [t for t in (part(getattr(meta, name)) for name in _TYPE_DESCS) if t is not None]
+    if general is None or not types:
         return None
-    types = tuple(d for d in (compile_desc(getattr(meta, n)) for n in _TYPE_DESCS) if d)
-    return general, types
+    return rf"(?=(?:{general})\Z)(?:" + "|".join(f"(?:{t})" for t in types) + ")"
 
 
-def _valid_nsn(nsn: str, checks: tuple[_Desc, tuple[_Desc, ...]]) -> bool:
-    """phonenumbers' validity rule (a number is valid when it matches its region's
-    general description and at least one number type), without its per-call overhead."""
-    general, types = checks
-    if not _matches(nsn, general):
-        return False
-    return any(_matches(nsn, desc) for desc in types)
+class _Code:
+    """A calling code and phonenumbers' checks of its numbers, compiled on first use: the
+    lengths ``is_possible_number`` allows (its first region's, local-only ones too), and
+    region selection: in its order, the first region whose leading digits match (or,
+    without leading digits, for which the number is valid) is the number's region, and
+    the number is valid when it is valid there."""
+
+    __slots__ = ("cc", "size", "possible", "regions", "single")
+
+    def __init__(self, cc: int) -> None:
+        self.cc = cc
+        self.size = len(str(cc)) + 1  # "+" and the code
+        #: None until compiled; empty where phonenumbers decides (non-geographic codes)
+        self.possible: frozenset[int] | None = None
+        self.regions: tuple[_Region, ...] = ()
+        #: the validity check of a code of one region (its pattern's fullmatch)
+        self.single: Callable[[str], object] | None = None
+
+    def compile(self) -> frozenset[int]:
+        regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(self.cc, ())
+        main = phonenumbers.PhoneMetadata.metadata_for_region(regions[0].upper(), None)
+        if (
+            phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY in regions
+            or main is None
+            or main.general_desc is None
+        ):
+            self.possible = frozenset()
+            return self.possible
+        out: list[_Region] = []
+        for region in regions:
+            meta = phonenumbers.PhoneMetadata.metadata_for_region(region.upper(), None)
+            if meta is None:
+                continue  # as _region_code_for_number_from_list skips it
+            # a code of one region is that region's whatever its digits; the same as
+            # claiming the number only where it is valid, since no other region may
+            lead = meta.leading_digits if len(regions) > 1 else None
+            out.append(_Region(lead, _validity(meta, self.cc)))
+        self.regions = tuple(out)
+        if len(regions) == 1:
+            source = out[0].source if out else None
+            self.single = re.compile(source).fullmatch if source is not None else _never
+        general = main.general_desc
+        local = general.possible_length_local_only or ()
+        self.possible = frozenset((*general.possible_length, *local))
+        return self.possible
 
 
-def _matches(nsn: str, desc: _Desc) -> bool:
-    lengths, pattern = desc
-    if lengths and len(nsn) not in lengths:
-        return False
-    return pattern.fullmatch(nsn) is not None
+def _never(nsn: str) -> None:
+    """The validity check of a region where no number is valid."""
+    return None
+
+
+def _codes_by_prefix() -> dict[str, _Code]:
+    """The first three digits of an international number -> its calling code (calling
+    codes are prefix-free: at most one of the three prefixes is one)."""
+    codes = {cc: _Code(cc) for cc in phonenumbers.COUNTRY_CODE_TO_REGION_CODE}
+    out = {}
+    for first in map(str, range(100, 1000)):
+        for size in (1, 2, 3):
+            code = codes.get(int(first[:size]))
+            if code is not None:
+                out[first] = code
+                break
+    return out
+
+
+_CODE_OF = _codes_by_prefix()
 
 
 @lru_cache(maxsize=1 << 16)  # repeats are local (a few files, live echoes); 1 M keys cost ~200 MB
@@ -114,7 +216,7 @@ def normalise(raw: str, default_region: str | None = None) -> str:
     Accepts national formats (with ``default_region``), spaces, dashes, dots,
     brackets and ``00`` international prefixes.
     """
-    fast = _fast_e164(raw)
+    fast = fast_e164(raw)
     if fast is not None:
         return fast
     text = raw.strip()
@@ -124,7 +226,7 @@ def normalise(raw: str, default_region: str | None = None) -> str:
     if compact.startswith("00"):
         compact = "+" + compact[2:]
     if compact != raw:
-        fast = _fast_e164(compact)
+        fast = fast_e164(compact)
         if fast is not None:
             return fast
     if not re.fullmatch(r"\+?\d+", compact):
@@ -145,6 +247,19 @@ def normalise(raw: str, default_region: str | None = None) -> str:
 
 _DIGITS_ONLY = re.compile(r"\d{7,15}")
 
+#: numbers ``normalise`` returned (held weakly: the desired state holds them)
+_validated: weakref.ref[Container[str]] | None = None
+
+
+def remember_validated(numbers: Container[str] | None) -> None:
+    """Make ``parse_live`` take a number in ``numbers`` exactly as it is, without
+    validating it again: the loader registers the E.164 numbers it declared (each one
+    a ``normalise`` result, which normalises to itself), and a provider returns most of
+    them written the same way. Held by a weak reference: registering never keeps a
+    desired state alive; None forgets it. Only the last one registered is used."""
+    global _validated
+    _validated = None if numbers is None else weakref.ref(numbers)
+
 
 def parse_live(raw: str, default_region: str | None = None) -> str | None:
     """The E.164 form of a number a provider returned, normalised as a declared one
@@ -163,6 +278,9 @@ def parse_live(raw: str, default_region: str | None = None) -> str | None:
     if compact.startswith("00"):
         compact = "+" + compact[2:]
     if compact.startswith("+"):
+        known = _validated() if _validated is not None else None
+        if known is not None and compact in known:
+            return compact  # normalise(compact) is compact: it is a normalise result
         try:
             return normalise(compact)
         except InvalidNumber:

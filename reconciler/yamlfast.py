@@ -80,11 +80,11 @@ def _resolvers() -> dict[str, tuple[tuple[str, Any], ...]]:
 
 
 _RESOLVE = _resolvers()
-#: resolvers for any first character would make ``_plain`` wrong (PyYAML has none)
-_USABLE = None not in _RESOLVE
+#: resolvers for any first character would make ``plain`` wrong (PyYAML has none)
+USABLE = None not in _RESOLVE
 
 
-class _Bail(Exception):
+class Bail(Exception):
     """The text is outside the subset (or invalid): let libyaml load it."""
 
 
@@ -94,14 +94,14 @@ def _construct(tag: str, value: str) -> Any:
     files repeat dates; the values are immutable)."""
     construct = _CONSTRUCTORS.get(tag)
     if construct is None:  # merge ('<<'), value ('=') and the like: not for us
-        raise _Bail
+        raise Bail
     try:
         return construct(_CONSTRUCTOR, yaml.ScalarNode(tag, value))
     except Exception:  # an invalid date, say: libyaml's path reports it
-        raise _Bail from None
+        raise Bail from None
 
 
-def _plain(value: str) -> Any:
+def plain(value: str) -> Any:
     """The value PyYAML's SafeLoader gives the (non-empty) plain scalar ``value``:
     ``Resolver.resolve``'s rule (the first implicit resolver for its first character
     that matches, else str), then the SafeConstructor."""
@@ -109,6 +109,17 @@ def _plain(value: str) -> Any:
         if match(value):
             return value if tag == _STR else _construct(tag, value)
     return value
+
+
+def text_or_int(raw: str) -> bool:
+    """Whether the plain scalar ``raw`` is a str or an int (not a bool, a float, a date,
+    null, …), as ``plain`` types it, without building the value where it is text;
+    ``Bail`` where ``plain`` would."""
+    for _, match in _RESOLVE.get(raw[0], ()):
+        if match(raw):  # typed: what plain makes of it (and what it refuses)
+            value = plain(raw)
+            return isinstance(value, str | int) and not isinstance(value, bool)
+    return True
 
 
 def _tail_ok(line: str, p: int) -> bool:
@@ -126,16 +137,16 @@ def _quoted(line: str, p: int) -> tuple[str, int]:
     if line[p] == '"':
         end = line.find('"', p + 1)
         if end < 0:
-            raise _Bail
+            raise Bail
         value = line[p + 1 : end]
         if "\\" in value:
-            raise _Bail
+            raise Bail
         return value, end + 1
     end = p + 1
     while True:
         end = line.find("'", end)
         if end < 0:
-            raise _Bail
+            raise Bail
         if line.startswith("''", end):
             end += 2
             continue
@@ -149,9 +160,9 @@ def _flow_scalar(line: str, p: int) -> tuple[Any, str, int]:
         return raw, raw, end
     m = _FLOW_PLAIN.match(line, p)
     if m is None:
-        raise _Bail
+        raise Bail
     raw = m.group().rstrip(" ")
-    return _plain(raw), raw, p + len(raw)
+    return plain(raw), raw, p + len(raw)
 
 
 def _skip(line: str, p: int) -> int:
@@ -178,7 +189,7 @@ def _flow(line: str, p: int, no: int) -> tuple[Any, int]:
             if c == "]":
                 return seq, q + 1
             if c != ",":
-                raise _Bail
+                raise Bail
             q = _skip(line, q + 1)
     mapping = LocDict((no, p + 1))
     q = _skip(line, p + 1)
@@ -187,15 +198,15 @@ def _flow(line: str, p: int, no: int) -> tuple[Any, int]:
     while True:
         m = _FLOW_PLAIN.match(line, q)
         if m is None:
-            raise _Bail
+            raise Bail
         text = m.group().rstrip(" ")
-        key = _plain(text)
+        key = plain(text)
         if key in mapping:
-            raise _Bail
+            raise Bail
         key_at = q
         q = _skip(line, q + len(text))
         if not line.startswith(": ", q):
-            raise _Bail
+            raise Bail
         value, raw, q = _flow_scalar(line, _skip(line, q + 2))
         mapping[key] = value
         mapping.key_marks[key] = (no, key_at + 1)
@@ -205,7 +216,7 @@ def _flow(line: str, p: int, no: int) -> tuple[Any, int]:
         if c == "}":
             return mapping, q + 1
         if c != ",":
-            raise _Bail
+            raise Bail
         q = _skip(line, q + 1)
 
 
@@ -216,23 +227,23 @@ def _inline(line: str, p: int, no: int) -> tuple[Any, str | None]:
     if c == '"' or c == "'":
         raw, end = _quoted(line, p)
         if not _tail_ok(line, end):
-            raise _Bail
+            raise Bail
         return raw, raw
     if c == "[" or c == "{":
         value, end = _flow(line, p, no)
         if not _tail_ok(line, end):
-            raise _Bail
+            raise Bail
         return value, None
     if c in _BAD_FIRST or (c == "-" and line[p + 1 : p + 2] in ("", " ")):
-        raise _Bail
+        raise Bail
     raw = line[p:]
     cut = raw.find(" #")
     if cut >= 0:
         raw = raw[:cut]
     raw = raw.rstrip(" ")
     if ": " in raw or raw[-1] == ":":
-        raise _Bail
-    return _plain(raw), raw
+        raise Bail
+    return plain(raw), raw
 
 
 def _is_entry(line: str, col: int) -> bool:
@@ -246,18 +257,25 @@ def _indent(line: str) -> int:
     return -1 if not s or s[0] == "#" else len(line) - len(s)
 
 
-def _parse(text: str) -> Any:
+def check_characters(text: str) -> None:
+    """Bail unless every character of ``text`` is one this parser may read."""
     if text.isascii():
         if text.encode("ascii").translate(None, _ASCII_OK):
-            raise _Bail
+            raise Bail
     elif _AWKWARD.search(text):
-        raise _Bail
+        raise Bail
+
+
+def parse(text: str, *, checked: bool = False) -> Any:
+    """The Loc tree of ``text``; ``checked``: its characters have been checked."""
+    if not checked:
+        check_characters(text)
     if _MARKER.search(text):
-        raise _Bail  # document markers (or a scalar at column 1 that looks like one)
+        raise Bail  # document markers (or a scalar at column 1 that looks like one)
     lines = text.split("\n")
     n = len(lines)
     if max(map(len, lines)) > _MAX_LINE:
-        raise _Bail
+        raise Bail
     key_value = _KEY_VALUE.match
     entry_line = _ENTRY_LINE.match
     cache: dict[str, Any] = {}  # plain scalar -> value, for this text
@@ -281,7 +299,7 @@ def _parse(text: str) -> Any:
             return sequence(i, col)
         m = key_value(line, col)
         if m is None:
-            raise _Bail
+            raise Bail
         return mapping(i, col, m)
 
     def mapping(i: int, col: int, m: Any) -> tuple[LocDict, int]:
@@ -296,9 +314,9 @@ def _parse(text: str) -> Any:
             text = m.group(2)
             key = cached(text, miss)
             if key is miss:
-                key = cache[text] = _plain(text)
+                key = cache[text] = plain(text)
             if key in out:
-                raise _Bail
+                raise Bail
             key_marks[key] = (no, at)
             kind = m.lastindex
             if kind == 5:  # a plain scalar
@@ -307,7 +325,7 @@ def _parse(text: str) -> Any:
                 if raw[0] in resolve:
                     value = cached(raw, miss)
                     if value is miss:
-                        value = cache[raw] = _plain(raw)
+                        value = cache[raw] = plain(raw)
                 out[key] = value
                 raws[key] = raw
                 i += 1
@@ -340,12 +358,12 @@ def _parse(text: str) -> Any:
                         break
                     if indent < col:
                         return out, i
-                    raise _Bail
+                    raise Bail
                 s = line.lstrip(" ")
                 if s and s[0] != "#":
                     if len(line) - len(s) < col:
                         return out, i
-                    raise _Bail  # a line at col or deeper that is no key
+                    raise Bail  # a line at col or deeper that is no key
                 i += 1
             no = i + 1
 
@@ -373,7 +391,7 @@ def _parse(text: str) -> Any:
                     raws.append("")
                     i = j
             elif _is_entry(line, p):
-                raise _Bail  # '- - x'
+                raise Bail  # '- - x'
             else:
                 marks.append((no, p + 1))
                 m = key_value(line, p)
@@ -397,36 +415,42 @@ def _parse(text: str) -> Any:
                         break
                     if indent < col:
                         return out, i
-                    raise _Bail
+                    raise Bail
                 s = line.lstrip(" ")
                 if s and s[0] != "#":
                     if len(line) - len(s) > col:
-                        raise _Bail
+                        raise Bail
                     return out, i  # (a key after a sequence at its key's indentation)
                 i += 1
 
-    i, indent = peek(0)
-    if i == n:
-        raise _Bail  # an empty document: libyaml's path reports it
-    value, i = node(i, indent)
-    if peek(i)[0] != n:
-        raise _Bail
-    return value
+    try:
+        i, indent = peek(0)
+        if i == n:
+            raise Bail  # an empty document: libyaml's path reports it
+        value, i = node(i, indent)
+        if peek(i)[0] != n:
+            raise Bail
+        return value
+    finally:
+        # the nested functions refer to each other through their closures: a cycle
+        # holding the text's lines and scalar cache, which only the cyclic collector
+        # frees, and the loader runs with it paused while the next files load
+        peek = node = mapping = sequence = None  # type: ignore[assignment]
 
 
 def load_fast(text: str, file: str) -> Any | None:
     """What ``yamlload.load_text(text, file)`` returns, or None when the text is
     outside the subset this module handles (or is not valid YAML)."""
     del file  # errors are libyaml's path's to report
-    if not _USABLE:  # pragma: no cover
+    if not USABLE:  # pragma: no cover
         return None
     # the values built hold no reference cycles, and the cyclic collector would sweep
     # them again and again as they pile up
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _parse(text)
-    except _Bail:
+        return parse(text)
+    except Bail:
         return None
     except Exception:  # a corner this parser did not foresee: libyaml decides
         return None

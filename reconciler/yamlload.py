@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from .errors import Problem
+from .yamlentries import read_list
 from .yamlfast import load_fast
 from .yamlnodes import LocDict, LocList, Mark, YamlProblem, quote
 
@@ -133,8 +134,13 @@ def _count(node: yaml.Node, seen: set[int]) -> None:
                 stack.append(v)
 
 
-def load_text(text: str, file: str) -> Any:
-    """Load one YAML document from text; raise YamlProblem with file:line:col."""
+def load_text(text: str, file: str, *, rows: bool = False) -> Any:
+    """Load one YAML document from text; raise YamlProblem with file:line:col.
+
+    ``rows``: the text is a list file, whose ``entries`` may come back as
+    ``yamlentries.EntryRows`` (the common shapes, read in bulk) instead of a LocList."""
+    if rows and (read := read_list(text)) is not None:
+        return read
     if (fast := load_fast(text, file)) is not None:  # the common subset, line by line
         return fast
     try:
@@ -163,9 +169,15 @@ def load_text(text: str, file: str) -> Any:
     return _Builder(file, distinct).build(node)
 
 
-def load_file(path: Path, display: str | None = None) -> Any:
-    """Read and load a YAML file; non-UTF-8 bytes are reported at their line."""
+def load_file(path: Path, display: str | None = None, *, rows: bool = False) -> Any:
+    """Read and load a YAML file (``rows``: as ``load_text``)."""
     file = display or str(path)
+    return load_text(read_text(path, file), file, rows=rows)
+
+
+def read_text(path: Path, file: str) -> str:
+    """A YAML file's text (a byte order mark dropped); non-UTF-8 bytes are reported at
+    their line, as YamlProblem."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -178,6 +190,4 @@ def load_file(path: Path, display: str | None = None) -> Any:
         raise YamlProblem(
             Problem(file, line, col, f"file is not UTF-8 (byte 0x{data[exc.start]:02x})")
         ) from None
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    return load_text(text, file)
+    return text[1:] if text.startswith("\ufeff") else text

@@ -507,3 +507,49 @@ def test_a_long_list_loads_fast_and_identically() -> None:
         )
     text = "version: 1\nname: big\ndefault_region: IN\nentries:\n" + "".join(entries)
     assert check(text, in_subset=True) is not None
+
+
+def test_a_loaded_text_leaves_no_garbage_behind() -> None:
+    """Nothing of a parse outlives it once its result is dropped: the loader runs with
+    the cyclic collector paused, so a reference cycle (the parser's nested functions
+    referring to each other, with the text's lines) would hold every file read so far."""
+    import gc
+
+    text = "version: 1\nname: x\nentries:\n" + "".join(
+        f'  - number: "+9198{k:08d}"\n    reason: r\n' for k in range(200)
+    )
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        gc.collect()
+        loaded = load_fast(text, "t.yaml")
+        assert loaded is not None
+        del loaded
+        assert load_fast("a: [1, {b: c}]\n\tx", "t.yaml") is None  # declined midway
+        assert gc.collect() == 0
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.one_of(
+        st.text(alphabet="0123456789+-._:eEoxXbTtFfYyNnOo~<=abc", min_size=1, max_size=12),
+        st.sampled_from(["yes", "No", "TRUE", "off", "~", "null", "<<", "=", "1_000", "0x1F"]),
+        st.sampled_from(["2027-13-45", "2027-03-01", "12:30", "1:30:00", ".inf", "-.NaN"]),
+    )
+)
+def test_text_or_int_is_the_type_plain_gives(raw: str) -> None:
+    """``text_or_int`` (a ticket's check in the bulk path) is ``plain``'s value being text
+    or a whole number, and refuses what ``plain`` refuses."""
+    from reconciler import yamlfast
+
+    try:
+        value = yamlfast.plain(raw)
+    except yamlfast.Bail:
+        with pytest.raises(yamlfast.Bail):
+            yamlfast.text_or_int(raw)
+        return
+    expected = isinstance(value, str | int) and not isinstance(value, bool)
+    assert yamlfast.text_or_int(raw) == expected
