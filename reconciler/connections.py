@@ -36,8 +36,9 @@ DEFAULT_TIMEOUT = 30.0
 def tls_context() -> ssl.SSLContext:
     """The TLS settings every client of the process shares: httpx's default (certifi's
     CA bundle, or ``SSL_CERT_FILE``/``SSL_CERT_DIR``), loaded once. Each client would
-    otherwise load the bundle again (30-100 ms a client, on the event loop: Ozonetel's
-    client, opened by apply, held its first request back by that much)."""
+    otherwise load the bundle again (30-100 ms a client, on the event loop: the client
+    of a provider that cannot be read is first opened by apply, and held its first
+    request back by that much)."""
     return httpx.create_ssl_context()
 
 
