@@ -207,7 +207,9 @@ class TimedExecutor(Executor):
         super().__init__(*args, **kwargs)
         self.finished: dict[str, float] = {}
         self.state_timer = StateTimer()
-        record = self.state.record_batch
+        # one call per transaction: record_batches where the backend groups batches
+        method = "record_batches" if hasattr(self.state, "record_batches") else "record_batch"
+        record = getattr(self.state, method)
 
         def timed_record(*a: Any, **kw: Any) -> None:
             started = time.perf_counter()
@@ -217,7 +219,7 @@ class TimedExecutor(Executor):
                 self.state_timer.seconds += time.perf_counter() - started
                 self.state_timer.calls += 1
 
-        self.state.record_batch = timed_record  # type: ignore[method-assign]
+        setattr(self.state, method, timed_record)
 
     async def run(self, plan: Plan) -> Any:
         type(self).started_at = time.monotonic()
@@ -236,6 +238,7 @@ class Phase:
     plan_seconds: float = 0.0
     apply_seconds: float = 0.0
     apply_cpu: float = 0.0
+    server_cpu: float = 0.0  # the five server processes, during the apply
     plan: Plan | None = None
     counters: dict[str, dict[str, Any]] = field(default_factory=dict)
     started: float = 0.0  # monotonic start of the executor
@@ -312,6 +315,18 @@ class Servers:
         for pipe in self._pipes.values():
             pipe.recv()
 
+    def cpu_seconds(self) -> float:
+        """CPU seconds the server processes have used so far (0 when in-process)."""
+        total = 0.0
+        tick = os.sysconf("SC_CLK_TCK")
+        for proc in self._procs:
+            try:
+                fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+        return total
+
     def counters(self) -> dict[str, dict[str, Any]]:
         out = {}
         for name, em in self._emulators.items():
@@ -386,7 +401,7 @@ class Sampler:
             os.close(fd)
             self._proc = subprocess.Popen(
                 [self.py_spy, "record", "--pid", str(os.getpid()), "--format", "raw"]
-                + ["--rate", str(self.rate), "--nonblocking", "--threads", "-o", self._out],
+                + ["--rate", str(self.rate), "--nonblocking", "--gil", "-o", self._out],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
@@ -496,9 +511,11 @@ async def plan_and_apply(
                 )
                 with Sampler(py_spy) as sampler:
                     started, cpu = time.perf_counter(), time.process_time()
+                    server_cpu = servers.cpu_seconds()
                     report = await executor.run(plan)
                     phase.apply_cpu = time.process_time() - cpu
                     phase.apply_seconds = time.perf_counter() - started
+                    phase.server_cpu = servers.cpu_seconds() - server_cpu
                 phase.profile = sampler.shares()
                 phase.started, phase.finished = executor.started_at, executor.finished
                 phase.done = {k: dict(v) for k, v in report.done.items()}
@@ -533,10 +550,12 @@ async def saved_plan_apply(root: Path, servers: Servers, name: str) -> Phase:
             if reset:  # what the execution sends, not the recompute's reads
                 servers.reset()
             started, cpu = time.perf_counter(), time.process_time()
+            server_cpu = servers.cpu_seconds()
             try:
                 return await fn(*a, **kw)
             finally:
                 steps[step] = (time.perf_counter() - started, time.process_time() - cpu)
+                phase.server_cpu = servers.cpu_seconds() - server_cpu
 
         return wrapper
 
@@ -617,7 +636,8 @@ def report_apply(
         f"wall / {phase.apply_cpu:.2f} s CPU "
         f"({'all targets at once' if phase.merged == 1 else 'sum of one run per provider'}), "
         f"{phase.failures} failures; client CPU {per_request:.2f} ms per request "
-        f"({fmt_n(writes_total)} write requests); state recording "
+        f"({fmt_n(writes_total)} write requests; the servers "
+        f"{phase.server_cpu / max(writes_total, 1) * 1000:.2f} ms); state recording "
         f"{phase.state_seconds:.2f} s in {fmt_n(phase.state_calls)} transactions; "
         f"peak RSS {phase.rss_mib:.0f} MiB; load average "
         f"{' '.join(Path('/proc/loadavg').read_text().split()[:3])} =="
@@ -823,6 +843,7 @@ def merge(phases: list[Phase], name: str) -> Phase:
         out.plan_seconds += p.plan_seconds
         out.apply_seconds += p.apply_seconds
         out.apply_cpu += p.apply_cpu
+        out.server_cpu += p.server_cpu
         # each run's end, measured from its own start
         out.finished.update({k: v - p.started for k, v in p.finished.items()})
         out.failures += p.failures
