@@ -7,24 +7,33 @@ emulated latency per request (``FaultSpec(latency=0.05)``), points a
 from environment variables set to the emulators' defaults) and runs, as
 ``blocklist apply`` does (plan, then the executor, with a SQLite state):
 
-1. **adds**: a list of N numbers (default 5 000, deterministic) for five
+1. **adds**: a list of N numbers (default 20 000, deterministic) for five
    targets, one per provider type: N adds on every target;
-2. **removes**: the same list shrunk by R numbers (default 1 000): R removes on
+2. **removes**: the same list shrunk by R numbers (default 2 000): R removes on
    every target; on Wooxy and LOX24 that is one request per number;
-3. **re-plan** after each apply: the plan must be empty and send no write.
+3. **re-plan** after each apply: the plan must be empty and send no write;
+4. **saved plan**: S more numbers (default 20 000), as ``blocklist plan --out``
+   then ``blocklist apply PLANFILE`` run them (``run_plan`` + ``save_plan``, then
+   ``run_apply``: lock, recompute-and-compare, execute, audit), each step timed.
 
 For every provider it reports the requests sent (from the emulator's own
 ``Counters``) against the minimum the limits allow, the throughput against the
-bound batch x concurrency / latency (one-per-call: concurrency / latency),
-the most requests in flight against the limit, and limit violations. Prints
-figures only; it passes or fails nothing.
+bound batch x concurrency / latency (one-per-call: concurrency / latency), from
+the executor's start to the target's last batch, the time from the executor's
+start to the first request arriving at the emulator (taken in the server
+process, on the same monotonic clock), the most requests in flight against the
+limit, and limit violations; and the client's CPU seconds (this process, all
+threads) per request. Prints figures only; it passes or fails nothing.
 
-    python benchmarks/apply_bench.py                      # 5 000 adds, 1 000 removes
-    python benchmarks/apply_bench.py --adds 20000 --removes 2000 --latency 0.05
+    python benchmarks/apply_bench.py                      # 20 000 adds, 2 000 removes
+    python benchmarks/apply_bench.py --adds 5000 --removes 1000 --latency 0.05
     python benchmarks/apply_bench.py --isolated           # one provider at a time
+    python benchmarks/apply_bench.py --py-spy py-spy      # + where the client's CPU goes
 
-Goals (issue 10): requests / minimum = 1.00, throughput >= 90 % of the bound,
-max in flight <= the limit, 0 violations; a re-plan sends 0 writes.
+Goals (issue 10 and the apply performance issue): requests / minimum = 1.00,
+batched adds >= 85 % and one-per-call removes >= 90 % of the bound, the first
+request within 50 ms of the apply's start, max in flight <= the limit, 0
+violations; a re-plan sends 0 writes.
 """
 
 from __future__ import annotations
@@ -46,7 +55,7 @@ from typing import Any
 
 from plan_bench import fmt_n, generate_numbers, machine
 
-from reconciler.apply import Executor
+from reconciler.apply import Executor, Guard
 from reconciler.connections import Connections
 from reconciler.desired import load_desired
 from reconciler.operations.common import make_plan, open_run_state, select_targets
@@ -114,13 +123,18 @@ def batch_and_limit(provider: str) -> tuple[int, int, bool]:
     return caps.batch_limit, caps.concurrency_limit, caps.remove_one_per_call
 
 
-def minimum_requests(provider: str, adds: list[str], removes: int, expiry_of: dict) -> int:
+def minimum_requests(
+    provider: str, adds: list[str], removes: int, expiry_of: dict, *, new_group: bool = True
+) -> int:
     """Fewest requests the documented limits allow for ``adds`` and ``removes``.
 
     Batched operations: ceil(n / batch); one-per-call removes: n. Kaleyra: adds and
     removes share requests. Ozonetel: plus one token per run (a token is not kept
-    between runs) and, for a new group, one create carrying one number, with one
-    ``expiryDate`` per request (so its adds are counted per expiry group).
+    between runs), with one ``expiryDate`` per request (so its adds are counted per
+    expiry group); and for a group state does not know, the probe: an update of s
+    numbers (1..100) that finds no group, then a create carrying one of them, then
+    one more update for the other s - 1 (none when s = 1). Ozonetel words no
+    "already exists", so the probe is the one way to learn whether the group is there.
     """
     batch, _, one_per_call = batch_and_limit(provider)
     n = len(adds)
@@ -135,19 +149,29 @@ def minimum_requests(provider: str, adds: list[str], removes: int, expiry_of: di
     groups: dict[Any, int] = {}
     for number in adds:
         groups[expiry_of[number]] = groups.get(expiry_of[number], 0) + 1
-    updates = min(sum(math.ceil((c - (k == g)) / batch) for k, c in groups.items()) for g in groups)
-    return token + 1 + updates + remove_requests
+    plain = {k: math.ceil(c / batch) for k, c in groups.items()}
+    if not new_group:
+        return token + sum(plain.values()) + remove_requests
+    best = min(
+        2 + (s > 1) + math.ceil((c - s) / batch) + sum(v for k, v in plain.items() if k != g)
+        for g, c in groups.items()
+        for s in range(1, min(batch, c) + 1)
+    )
+    return token + best + remove_requests
 
 
-def best_schedule(provider: str, n_adds: int, n_removes: int, latency: float) -> float:
+def best_schedule(
+    provider: str, n_adds: int, n_removes: int, latency: float, *, new_group: bool = True
+) -> float:
     """Shortest wall time the limits allow: full rounds of ``concurrency`` requests, after
-    Ozonetel's token round trip (and, for adds to a new group, its create)."""
+    Ozonetel's token round trip (and, for adds to a new group, its probe and create)."""
     batch, conc, one_per_call = batch_and_limit(provider)
     serial = 0
     if n_adds:
         requests = math.ceil(n_adds / batch)
         if provider == "ozonetel":
-            serial, requests = 2, math.ceil((n_adds - 1) / batch)
+            serial = 3 if new_group else 1
+            requests = math.ceil((n_adds - 1) / batch) if new_group else requests
     else:
         requests = math.ceil(n_removes / (1 if one_per_call else batch))
         if provider == "ozonetel":
@@ -167,25 +191,25 @@ def bound(provider: str, kind: str, latency: float) -> float:
 
 
 @dataclass
-class TargetTiming:
-    started: float = 0.0
-    finished: float = 0.0
-
-
-@dataclass
 class StateTimer:
     seconds: float = 0.0
     calls: int = 0
 
 
 class TimedExecutor(Executor):
-    """The real executor, with the wall time of each target and of state recording."""
+    """The real executor, with the finishing time of each target and the time spent in
+    state recording (whichever thread records)."""
+
+    #: set by the bench before each measured apply (``time.monotonic`` of its start)
+    started_at = 0.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.timings: dict[str, TargetTiming] = {}
+        self.finished: dict[str, float] = {}
         self.state_timer = StateTimer()
-        record = self.state.record_batch
+        # one call per transaction: record_batches where the backend groups batches
+        method = "record_batches" if hasattr(self.state, "record_batches") else "record_batch"
+        record = getattr(self.state, method)
 
         def timed_record(*a: Any, **kw: Any) -> None:
             started = time.perf_counter()
@@ -195,15 +219,17 @@ class TimedExecutor(Executor):
                 self.state_timer.seconds += time.perf_counter() - started
                 self.state_timer.calls += 1
 
-        self.state.record_batch = timed_record  # type: ignore[method-assign]
+        setattr(self.state, method, timed_record)
+
+    async def run(self, plan: Plan) -> Any:
+        type(self).started_at = time.monotonic()
+        return await super().run(plan)
 
     async def run_target(self, tp: TargetPlan) -> None:
-        timing = self.timings.setdefault(tp.target.name, TargetTiming())
-        timing.started = time.perf_counter()
         try:
             await super().run_target(tp)
         finally:
-            timing.finished = time.perf_counter()
+            self.finished[tp.target.name] = time.monotonic()
 
 
 @dataclass
@@ -211,14 +237,21 @@ class Phase:
     name: str
     plan_seconds: float = 0.0
     apply_seconds: float = 0.0
+    apply_cpu: float = 0.0
+    server_cpu: float = 0.0  # the five server processes, during the apply
     plan: Plan | None = None
     counters: dict[str, dict[str, Any]] = field(default_factory=dict)
-    timings: dict[str, TargetTiming] = field(default_factory=dict)
+    started: float = 0.0  # monotonic start of the executor
+    finished: dict[str, float] = field(default_factory=dict)  # target -> monotonic end
     done: dict[str, dict[str, int]] = field(default_factory=dict)
     failures: int = 0
     state_seconds: float = 0.0
     state_calls: int = 0
+    rss_mib: float = 0.0
     merged: int = 1  # how many separate runs (--isolated: one per provider) this sums
+    profile: dict[str, Any] = field(default_factory=dict)
+    steps: dict[str, tuple[float, float]] = field(default_factory=dict)  # saved plan
+    new_group: bool = True
 
 
 class Servers:
@@ -227,7 +260,8 @@ class Servers:
     By default each runs in its own process (as a real provider would: its work does not
     share this process's GIL with the reconciler's event loop); ``in_process`` serves
     them from threads of this process instead. Counters are the emulators' own
-    (``Emulator.counters``), reset before each measured step.
+    (``Emulator.counters``), reset before each measured step, plus the monotonic time
+    the first request arrived since (``first``).
     """
 
     def __init__(self, latency: float, in_process: bool = False) -> None:
@@ -236,6 +270,7 @@ class Servers:
         self.urls: dict[str, str] = {}
         self._stack = ExitStack()
         self._emulators: dict[str, Emulator] = {}
+        self._first: dict[str, list[float | None]] = {}
         self._pipes: dict[str, Any] = {}
         self._procs: list[Any] = []
 
@@ -248,6 +283,7 @@ class Servers:
                 os.environ[env_name(name, key)] = value
             if self.in_process:
                 em = emulator_class(name)(persist=False, faults=FaultSpec(latency=self.latency))
+                self._first[name] = watch_first(em)
                 self._emulators[name] = em
                 self.urls[name] = self._stack.enter_context(serve(em))
                 continue
@@ -270,19 +306,32 @@ class Servers:
         self._stack.close()
 
     def reset(self) -> None:
-        for em in self._emulators.values():
+        for name, em in self._emulators.items():
             with em.lock:
                 em.counters = Counters()
+                self._first[name][0] = None
         for pipe in self._pipes.values():
             pipe.send("reset")
         for pipe in self._pipes.values():
             pipe.recv()
 
+    def cpu_seconds(self) -> float:
+        """CPU seconds the server processes have used so far (0 when in-process)."""
+        total = 0.0
+        tick = os.sysconf("SC_CLK_TCK")
+        for proc in self._procs:
+            try:
+                fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+        return total
+
     def counters(self) -> dict[str, dict[str, Any]]:
         out = {}
         for name, em in self._emulators.items():
             with em.lock:
-                out[name] = em.counters.to_dict()
+                out[name] = {**em.counters.to_dict(), "first": self._first[name][0]}
         for pipe in self._pipes.values():
             pipe.send("counters")
         for name, pipe in self._pipes.items():
@@ -290,9 +339,24 @@ class Servers:
         return out
 
 
+def watch_first(em: Emulator) -> list[float | None]:
+    """Make ``em`` note the monotonic time of the first request after each reset."""
+    first: list[float | None] = [None]
+    enter = em.enter
+
+    def noted_enter() -> float:
+        if first[0] is None:
+            first[0] = time.monotonic()
+        return enter()
+
+    em.enter = noted_enter  # type: ignore[method-assign]
+    return first
+
+
 def _serve_one(name: str, latency: float, pipe: Any) -> None:
     """A server process: one emulator on loopback, driven through ``pipe``."""
     em = emulator_class(name)(persist=False, faults=FaultSpec(latency=latency))
+    first = watch_first(em)
     with serve(em) as url:
         pipe.send(url)
         while True:
@@ -302,13 +366,116 @@ def _serve_one(name: str, latency: float, pipe: Any) -> None:
             with em.lock:
                 if command == "reset":
                     em.counters = Counters()
+                    first[0] = None
                     pipe.send(None)
                 elif command == "counters":
-                    pipe.send(em.counters.to_dict())
+                    pipe.send({**em.counters.to_dict(), "first": first[0]})
 
 
 def is_read(endpoint: str) -> bool:
     return endpoint.startswith("GET ") or endpoint.endswith("/find")
+
+
+def peak_rss_mib() -> float:
+    """This process's peak RSS so far (``VmHWM``)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Sampler:
+    """py-spy attached to this process while the executor runs (``--py-spy``): the
+    client's CPU by component, every thread, without cProfile's per-call cost."""
+
+    def __init__(self, py_spy: str | None, rate: int = 250) -> None:
+        self.py_spy, self.rate = py_spy, rate
+        self._proc: Any = None
+        self._out = ""
+
+    def __enter__(self) -> Sampler:
+        if self.py_spy:
+            import subprocess
+
+            fd, self._out = tempfile.mkstemp(prefix="apply-bench-spy-", suffix=".txt")
+            os.close(fd)
+            self._proc = subprocess.Popen(
+                [self.py_spy, "record", "--pid", str(os.getpid()), "--format", "raw"]
+                + ["--rate", str(self.rate), "--nonblocking", "--gil", "-o", self._out],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            time.sleep(0.5)  # attached before the apply starts
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc is not None:
+            import signal
+
+            self._proc.send_signal(signal.SIGINT)
+            self._proc.wait(timeout=60)
+
+    def shares(self) -> dict[str, Any]:
+        if not self._out:
+            return {}
+        stacks: list[tuple[list[str], int]] = []
+        for line in Path(self._out).read_text().splitlines():
+            head, _, count = line.rpartition(" ")
+            if head and count.isdigit():
+                stacks.append((head.split(";"), int(count)))
+        os.unlink(self._out)
+        return summarise_stacks(stacks, self.rate)
+
+
+#: (component, substrings of a frame's file) in the order they are matched
+COMPONENTS = (
+    ("state: SQLite and its encoding", ("reconciler/state/", "sqlite3")),
+    ("httpx / httpcore / h11 / anyio", ("httpx/", "httpcore/", "h11/", "anyio/", "sniffio")),
+    ("asyncio loop and sockets", ("asyncio/", "selectors.py", "socket.py", "ssl.py")),
+    ("retry (tenacity)", ("tenacity/", "reconciler/retry.py")),
+    ("JSON", ("json/",)),
+    ("executor (apply.py, Guard)", ("reconciler/apply.py",)),
+    ("adapters", ("reconciler/providers/",)),
+    ("threads, logging, other stdlib", ("threading.py", "logging/", "concurrent/", "queue.py")),
+)
+#: functions whose inclusive share is shown (substring of the frame)
+INCLUSIVE = (
+    ("ProviderAdapter.request (one HTTP request)", "request (reconciler/providers/base.py"),
+    ("httpx AsyncClient.send", "send (httpx/_client.py"),
+    ("state record_batch", "record_batch ("),
+    ("Executor.record (outcomes -> state)", "record (reconciler/apply.py"),
+    ("Guard.refusal", "refusal (reconciler/apply.py"),
+    ("adapter.batches", "batches (reconciler/providers/"),
+    ("json.dumps", "dumps (json/"),
+    ("resp.json / json.loads", "loads (json/"),
+    ("current_async_library (sniffio lookup)", "current_async_library ("),
+)
+
+
+def summarise_stacks(stacks: list[tuple[list[str], int]], rate: int) -> dict[str, Any]:
+    """Self time by component (the innermost frame's file) and inclusive time of a few
+    functions, in seconds of samples."""
+    total = sum(n for _, n in stacks)
+    by_component: dict[str, int] = {}
+    other: dict[str, int] = {}
+    inclusive = dict.fromkeys((name for name, _ in INCLUSIVE), 0)
+    for frames, n in stacks:
+        leaf = frames[-1] if frames else "?"
+        component = next(
+            (c for c, keys in COMPONENTS if any(k in leaf for k in keys)), "other Python"
+        )
+        by_component[component] = by_component.get(component, 0) + n
+        if component == "other Python":
+            other[leaf] = other.get(leaf, 0) + n
+        for name, key in INCLUSIVE:
+            if any(key in f for f in frames):
+                inclusive[name] += n
+    return {
+        "seconds": total / rate,
+        "components": {k: v / rate for k, v in sorted(by_component.items(), key=lambda x: -x[1])},
+        "inclusive": {k: v / rate for k, v in inclusive.items()},
+        "other": sorted(((v / rate, k) for k, v in other.items()), reverse=True)[:6],
+    }
 
 
 async def plan_and_apply(
@@ -318,6 +485,7 @@ async def plan_and_apply(
     name: str,
     targets: list[str],
     apply: bool = True,
+    py_spy: str | None = None,
 ) -> Phase:
     phase = Phase(name)
     desired = load_desired(root, "blocklists")
@@ -328,16 +496,28 @@ async def plan_and_apply(
             chosen = select_targets(desired, targets)
             servers.reset()
             started = time.perf_counter()
-            plan, _ = await make_plan(desired, conns, chosen, state, now)
+            plan, managed = await make_plan(desired, conns, chosen, state, now)
             phase.plan_seconds = time.perf_counter() - started
             phase.plan = plan
             if apply and plan.has_changes:
                 servers.reset()
-                executor = TimedExecutor(conns, state)
-                started = time.perf_counter()
-                report = await executor.run(plan)
-                phase.apply_seconds = time.perf_counter() - started
-                phase.timings = executor.timings
+                # as operations.apply.execute builds it: the guard of this plan, and what
+                # state managed when it was computed
+                executor = TimedExecutor(
+                    conns,
+                    state,
+                    guard=Guard.of(plan, desired.protected, desired.protected_ranges),
+                    managed={name: entries.keys() for name, entries in managed.items()},
+                )
+                with Sampler(py_spy) as sampler:
+                    started, cpu = time.perf_counter(), time.process_time()
+                    server_cpu = servers.cpu_seconds()
+                    report = await executor.run(plan)
+                    phase.apply_cpu = time.process_time() - cpu
+                    phase.apply_seconds = time.perf_counter() - started
+                    phase.server_cpu = servers.cpu_seconds() - server_cpu
+                phase.profile = sampler.shares()
+                phase.started, phase.finished = executor.started_at, executor.finished
                 phase.done = {k: dict(v) for k, v in report.done.items()}
                 phase.failures = len(report.failures)
                 phase.state_seconds = executor.state_timer.seconds
@@ -347,6 +527,84 @@ async def plan_and_apply(
             phase.counters = servers.counters()
     finally:
         state.close()
+    phase.rss_mib = peak_rss_mib()
+    return phase
+
+
+async def saved_plan_apply(root: Path, servers: Servers, name: str) -> Phase:
+    """``blocklist plan --out FILE`` then ``blocklist apply FILE --auto-approve`` through
+    the operations the CLI calls, timing: the plan and its saving, then inside the
+    apply the recompute-and-compare of the saved plan and the execution."""
+    from reconciler.operations import apply as apply_op
+    from reconciler.operations.apply import ApplyOptions, run_apply
+    from reconciler.operations.plan import PlanOptions, run_plan
+    from reconciler.operations.ui import QuietUI, Stop
+    from reconciler.planfile import save_plan
+
+    phase = Phase(name, new_group=False)
+    path = root.parent / "bench.plan.json"
+    steps = phase.steps
+
+    def timed(step: str, fn: Any, reset: bool = False) -> Any:
+        async def wrapper(*a: Any, **kw: Any) -> Any:
+            if reset:  # what the execution sends, not the recompute's reads
+                servers.reset()
+            started, cpu = time.perf_counter(), time.process_time()
+            server_cpu = servers.cpu_seconds()
+            try:
+                return await fn(*a, **kw)
+            finally:
+                steps[step] = (time.perf_counter() - started, time.process_time() - cpu)
+                phase.server_cpu = servers.cpu_seconds() - server_cpu
+
+        return wrapper
+
+    servers.reset()
+    started, cpu = time.perf_counter(), time.process_time()
+    result = await run_plan(PlanOptions(root, digest=True))
+    steps["plan --out: plan"] = (time.perf_counter() - started, time.process_time() - cpu)
+    started, cpu = time.perf_counter(), time.process_time()
+    save_plan(result.plan, path)
+    steps["plan --out: save"] = (time.perf_counter() - started, time.process_time() - cpu)
+    phase.plan = result.plan
+    phase.plan_seconds = sum(w for w, _ in steps.values())
+
+    servers.reset()
+    executors: list[TimedExecutor] = []
+
+    def make_executor(*a: Any, **kw: Any) -> TimedExecutor:
+        executors.append(TimedExecutor(*a, **kw))
+        return executors[-1]
+
+    patched = {
+        "_checked_plan": timed("apply FILE: recompute and compare", apply_op._checked_plan),
+        "execute": timed("apply FILE: execute", apply_op.execute, reset=True),
+        "Executor": make_executor,
+    }
+    saved = {k: getattr(apply_op, k) for k in patched}
+    try:
+        for k, v in patched.items():
+            setattr(apply_op, k, v)
+        started, cpu = time.perf_counter(), time.process_time()
+        outcome = await run_apply(
+            ApplyOptions(root, planfile=path, auto_approve=True, allow_unsafe=True),
+            QuietUI(),
+            Stop(),
+        )
+        steps["apply FILE: total"] = (time.perf_counter() - started, time.process_time() - cpu)
+    finally:
+        for k, v in saved.items():
+            setattr(apply_op, k, v)
+    wall, cpu_s = steps["apply FILE: execute"]
+    phase.apply_seconds, phase.apply_cpu = wall, cpu_s
+    if executors:
+        executor = executors[0]
+        phase.started, phase.finished = executor.started_at, executor.finished
+        phase.state_seconds = executor.state_timer.seconds
+        phase.state_calls = executor.state_timer.calls
+    phase.failures = len(outcome.report.failures)
+    phase.counters = servers.counters()
+    phase.rss_mib = peak_rss_mib()
     return phase
 
 
@@ -366,17 +624,30 @@ def report_apply(
     expiry_of: dict[str, Any],
 ) -> list[dict[str, Any]]:
     assert phase.plan is not None
+    writes_total = sum(
+        n
+        for c in phase.counters.values()
+        for e, n in c["requests"].items()
+        if not is_read(e)  # fmt: skip
+    )
+    per_request = phase.apply_cpu / writes_total * 1000 if writes_total else float("nan")
     print(
         f"\n== {phase.name}: plan {phase.plan_seconds:.2f} s, apply {phase.apply_seconds:.2f} s "
+        f"wall / {phase.apply_cpu:.2f} s CPU "
         f"({'all targets at once' if phase.merged == 1 else 'sum of one run per provider'}), "
-        f"{phase.failures} failures; state recording "
-        f"{phase.state_seconds:.2f} s in {fmt_n(phase.state_calls)} transactions "
-        f"(synchronous, on the event loop) =="
+        f"{phase.failures} failures; client CPU {per_request:.2f} ms per request "
+        f"({fmt_n(writes_total)} write requests; the servers "
+        f"{phase.server_cpu / max(writes_total, 1) * 1000:.2f} ms); state recording "
+        f"{phase.state_seconds:.2f} s in {fmt_n(phase.state_calls)} transactions; "
+        f"peak RSS {phase.rss_mib:.0f} MiB; load average "
+        f"{' '.join(Path('/proc/loadavg').read_text().split()[:3])} =="
     )
+    for step, (wall, cpu) in phase.steps.items():
+        print(f"   {step:<36} {wall:7.2f} s wall  {cpu:7.2f} s CPU")
     print(
         f"   {'provider':<9} {'numbers':>7} {'requests':>8} {'minimum':>7} {'ratio':>5}  "
         f"{'seconds':>7} {'best s':>6} {'numbers/s':>9} {'bound/s':>8} {'of bound':>8} "
-        f"{'of best':>7}  {'in flight':>9}  violations"
+        f"{'of best':>7} {'first ms':>8}  {'in flight':>9}  violations"
     )
     rows = []
     for provider in TYPES:
@@ -388,20 +659,26 @@ def report_apply(
         n_removes = removes if kind == "remove" else 0
         numbers = n_adds + n_removes
         minimum = minimum_requests(
-            provider, adds_of[provider] if kind == "add" else [], n_removes, expiry_of
+            provider,
+            adds_of[provider] if kind == "add" else [],
+            n_removes,
+            expiry_of,
+            new_group=phase.new_group,
         )
-        timing = phase.timings.get(tp.target.name)
-        seconds = timing.finished - timing.started if timing else float("nan")
+        end = phase.finished.get(tp.target.name)
+        seconds = end - phase.started if end is not None else float("nan")
+        first = c.get("first")
+        first_ms = (first - phase.started) * 1000 if first is not None else float("nan")
         rate = numbers / seconds if seconds else float("nan")
         limit = bound(provider, kind, latency)
-        best = best_schedule(provider, n_adds, n_removes, latency)
+        best = best_schedule(provider, n_adds, n_removes, latency, new_group=phase.new_group)
         _, conc, _ = batch_and_limit(provider)
         violations = sum(c["limit_violations"].values())
         print(
             f"   {provider:<9} {numbers:>7} {sent:>8} {minimum:>7} {sent / minimum:>5.2f}  "
             f"{seconds:>7.2f} {best:>6.2f} {rate:>9.0f} {limit:>8.0f} {rate / limit:>8.0%} "
-            f"{best / seconds:>7.0%}  {c['max_in_flight']:>4} / {conc:<3}  {violations}"
-            + (f" {c['limit_violations']}" if violations else "")
+            f"{best / seconds:>7.0%} {first_ms:>8.0f}  {c['max_in_flight']:>4} / {conc:<3}  "
+            f"{violations}" + (f" {c['limit_violations']}" if violations else "")
         )
         rows.append(
             {
@@ -413,6 +690,7 @@ def report_apply(
                 "rate": rate,
                 "bound": limit,
                 "best": best,
+                "first_ms": first_ms,
                 "max_in_flight": c["max_in_flight"],
                 "limit": conc,
                 "violations": violations,
@@ -421,7 +699,24 @@ def report_apply(
         )
     for r in rows:
         print(f"   {r['provider']:<9} write requests by endpoint: {r['endpoints']}")
+    report_profile(phase.profile, phase.apply_cpu, writes_total)
     return rows
+
+
+def report_profile(profile: dict[str, Any], cpu: float, requests: int) -> None:
+    if not profile:
+        return
+    sampled = profile["seconds"] or float("nan")
+    print(
+        f"   where the client's CPU went (py-spy, every thread, {sampled:.2f} s sampled "
+        f"of {cpu:.2f} s CPU; share, then ms per request):"
+    )
+    for name, seconds in profile["components"].items():
+        print(f"     self  {name:<44} {seconds / sampled:>5.0%}  {seconds / requests * 1000:6.3f}")
+    for name, seconds in profile["inclusive"].items():
+        print(f"     incl. {name:<44} {seconds / sampled:>5.0%}  {seconds / requests * 1000:6.3f}")
+    for seconds, frame in profile["other"]:
+        print(f"     other: {seconds / sampled:>4.0%} {frame}")
 
 
 def report_replan(phase: Phase) -> None:
@@ -443,10 +738,21 @@ def report_replan(phase: Phase) -> None:
     )
 
 
+def expiries(numbers: list[str]) -> dict[str, Any]:
+    """The expiry ``list_yaml`` gives each number (by its position in the list)."""
+    return {n: EXPIRIES[i % len(EXPIRIES)] for i, n in enumerate(numbers)}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--adds", type=int, default=5_000, help="numbers added per provider")
-    parser.add_argument("--removes", type=int, default=1_000, help="numbers then removed")
+    parser.add_argument("--adds", type=int, default=20_000, help="numbers added per provider")
+    parser.add_argument("--removes", type=int, default=2_000, help="numbers then removed")
+    parser.add_argument(
+        "--saved-adds",
+        type=int,
+        default=20_000,
+        help="numbers then added through plan --out + apply PLANFILE (0: skip that step)",
+    )
     parser.add_argument("--latency", type=float, default=0.05, help="emulated seconds/request")
     parser.add_argument(
         "--isolated", action="store_true", help="apply one provider at a time (no contention)"
@@ -456,18 +762,25 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="serve the emulators from threads of this process (they then share its GIL)",
     )
+    parser.add_argument(
+        "--py-spy",
+        metavar="PATH",
+        help="sample the client with this py-spy binary during each apply (CPU by component)",
+    )
     args = parser.parse_args(argv)
 
     now = dt.datetime.now(dt.UTC)  # the emulators' clocks are real: so is the plan's
     print(f"machine: {machine()}")
     print(
         f"loopback HTTP, {args.latency * 1000:.0f} ms emulated latency per request; "
-        f"{fmt_n(args.adds)} adds then {fmt_n(args.removes)} removes per provider; "
-        f"targets applied {'one at a time' if args.isolated else 'together, as apply does'}"
+        f"{fmt_n(args.adds)} adds then {fmt_n(args.removes)} removes per provider, then "
+        f"{fmt_n(args.saved_adds)} adds through a saved plan; targets applied "
+        f"{'one at a time' if args.isolated else 'together, as apply does'}"
     )
     rng = random.Random(SEED)
-    numbers = generate_numbers(args.adds, rng, {"+18005550100"})
-    expiry_of = {n: EXPIRIES[i % len(EXPIRIES)] for i, n in enumerate(numbers)}
+    numbers = generate_numbers(args.adds + args.saved_adds, rng, {"+18005550100"})
+    extra, numbers = numbers[args.adds :], numbers[: args.adds]
+    expiry_of = expiries(numbers)
     adds_of = {p: numbers for p in TYPES}
 
     work = Path(tempfile.mkdtemp(prefix="apply-bench-"))
@@ -480,7 +793,10 @@ def main(argv: list[str] | None = None) -> None:
 
             (root / "bench.yaml").write_text(list_yaml(numbers))
             phases = [
-                asyncio.run(plan_and_apply(root, servers, now, "apply 1: adds", g)) for g in groups
+                asyncio.run(
+                    plan_and_apply(root, servers, now, "apply 1: adds", g, py_spy=args.py_spy)
+                )
+                for g in groups
             ]
             add_phase = merge(phases, "apply 1: adds")
             report_apply(add_phase, "add", args.latency, adds_of, 0, expiry_of)
@@ -492,7 +808,9 @@ def main(argv: list[str] | None = None) -> None:
             kept = numbers[: len(numbers) - args.removes]
             (root / "bench.yaml").write_text(list_yaml(kept))
             phases = [
-                asyncio.run(plan_and_apply(root, servers, now, "apply 2: removes", g))
+                asyncio.run(
+                    plan_and_apply(root, servers, now, "apply 2: removes", g, py_spy=args.py_spy)
+                )
                 for g in groups
             ]
             remove_phase = merge(phases, "apply 2: removes")
@@ -501,6 +819,14 @@ def main(argv: list[str] | None = None) -> None:
                 plan_and_apply(root, servers, now, "re-plan after removes", [], apply=False)
             )
             report_replan(replan)
+
+            if args.saved_adds:
+                grown = kept + extra
+                (root / "bench.yaml").write_text(list_yaml(grown))
+                phase = asyncio.run(saved_plan_apply(root, servers, "apply 3: a saved plan"))
+                report_apply(
+                    phase, "add", args.latency, dict.fromkeys(TYPES, extra), 0, expiries(grown)
+                )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -516,12 +842,19 @@ def merge(phases: list[Phase], name: str) -> Phase:
         targets += p.plan.targets
         out.plan_seconds += p.plan_seconds
         out.apply_seconds += p.apply_seconds
-        out.timings.update(p.timings)
+        out.apply_cpu += p.apply_cpu
+        out.server_cpu += p.server_cpu
+        # each run's end, measured from its own start
+        out.finished.update({k: v - p.started for k, v in p.finished.items()})
         out.failures += p.failures
         out.state_seconds += p.state_seconds
         out.state_calls += p.state_calls
+        out.rss_mib = max(out.rss_mib, p.rss_mib)
         provider = p.plan.targets[0].target.provider
-        out.counters[provider] = p.counters[provider]
+        counters = dict(p.counters[provider])
+        if counters.get("first") is not None:
+            counters["first"] -= p.started
+        out.counters[provider] = counters
     first = phases[0].plan
     assert first is not None
     out.plan = Plan(now=first.now, targets=targets)

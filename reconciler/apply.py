@@ -6,22 +6,33 @@ retries (``retry.py``), per-number outcome bookkeeping, state recording after
 every batch (so a crash loses at most the batches in flight), progress and
 the final report. It never decides *what* to change: that is the plan; and it
 never draws anything: progress goes to an injected ``Progress``.
+
+The event loop is the one resource every provider shares, so it does nothing
+it can hand off: state is written by one thread of its own (``StateWriter``, in
+order, each batch as soon as it is confirmed), each target's requests are sent
+by as many workers as its provider allows, pulling batches one at a time, and a
+target is set up (ops, guard, batches) just before its first request, not all
+targets before any request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import threading
 import time
 from collections import Counter
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
 from tenacity import RetryCallState
 
 from .connections import Connections
 from .domain import Applied, Batch, BatchResult, ManagedEntry, Op, Outcome, Target
 from .errors import AuthError, ProviderError, RetryableError
+from .gcpause import paused_gc
 from .operations.ui import Progress, QuietProgress, Stop
 from .plan import Plan, TargetPlan
 from .policy import ProtectedRanges
@@ -29,9 +40,12 @@ from .providers import ProviderAdapter
 from .report import ApplyReport, Failure
 from .retry import DEFAULT_POLICY, RetryPolicy, retrying
 from .state import StateBackend
+from .state.base import BatchRecord
 
 #: state-only records (adopt, forget) are written in chunks of this size
 STATE_CHUNK = 1000
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -78,6 +92,21 @@ class Guard:
             return "refused: state does not record it as managed by this tool"
         return None
 
+    def suspects(self, target: Target, ops: Sequence[Op], managed: Collection[str]) -> set[str]:
+        """The numbers of ``ops`` that ``refusal`` might refuse (a superset, found with
+        set operations): every other op passes without a call of ``refusal``."""
+        numbers = {op.number for op in ops}
+        out = numbers.intersection(self.opt_outs.get(target.name, ()))
+        additions = [op.number for op in ops if op.kind in ("add", "adopt")]
+        if additions:
+            if self.ranges:
+                out.update(additions)  # each is matched against the ranges
+            elif self.protected:
+                out.update(self.protected.intersection(additions))
+        if not target.exclusive and len(additions) < len(ops):
+            out.update(op.number for op in ops if op.kind == "remove" and op.number not in managed)
+        return out
+
 
 @dataclass
 class _Left:
@@ -86,6 +115,136 @@ class _Left:
     ops: list[Op]
     retry_after: float | None = None
     reasons: dict[str, str] = field(default_factory=dict)  # number -> provider's last words
+    ok: int = 0  # outcomes of the attempt that were done or already so
+
+
+def redacted(adapter: ProviderAdapter, outcomes: list[Outcome]) -> list[Outcome]:
+    """``outcomes`` with every credential of ``adapter`` out of the provider's words
+    (they may echo one). A batch's outcomes share a few reasons: each distinct text is
+    redacted once, and an outcome is copied only if its text changes."""
+    clean: dict[str, str] = {}
+    out = []
+    for o in outcomes:
+        if o.reason:
+            text = clean.get(o.reason)
+            if text is None:
+                text = clean[o.reason] = adapter.redact(o.reason)
+            if text != o.reason:
+                o = replace(o, reason=text)
+        out.append(o)
+    return out
+
+
+class StateWriter:
+    """Every state call of one apply, made in order by one thread of its own.
+
+    A batch's outcomes are queued the moment the provider's answer is read
+    (``record``: nothing is queued that the provider did not confirm) and written
+    at once by the thread, in one transaction with any confirmed while the previous
+    one was being written (each batch still all or nothing; serial + 1 per batch).
+    Reads (``call``) run after every write queued before them, so the event loop
+    never waits for SQLite or PostgreSQL and never shares their connection with the
+    thread. After a failed write, ``record`` and ``check`` raise its error, so
+    nothing more is sent that state could not record.
+    """
+
+    def __init__(self, state: StateBackend) -> None:
+        self.state = state
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blocklist-state")
+        self._lock = threading.Lock()
+        self._queue: list[BatchRecord] = []
+        self._draining = False
+        self._error: BaseException | None = None
+
+    def record(
+        self,
+        target: str,
+        upserts: Sequence[ManagedEntry] = (),
+        deletes: Sequence[str] = (),
+        meta: Mapping[str, str] | None = None,
+        *,
+        pending: Mapping[str, str] | None = None,
+    ) -> None:
+        """Queue one batch's outcomes (as ``StateBackend.record_batch`` takes them)."""
+        self.check()
+        with self._lock:
+            self._queue.append(BatchRecord(target, upserts, deletes, meta, pending))
+            if self._draining:
+                return  # the thread's current drain takes it
+            self._draining = True
+        self._pool.submit(self._drain)
+
+    def _drain(self) -> None:
+        """(The thread.) Write what is queued, group by group, until nothing is."""
+        while True:
+            with self._lock:
+                group, self._queue = self._queue, []
+                if not group:
+                    self._draining = False
+                    return
+            try:
+                self.state.record_batches(group)
+            except BaseException as exc:  # noqa: BLE001 - raised again by check()
+                with self._lock:
+                    self._error = exc
+                    self._queue.clear()
+                    self._draining = False
+                return
+
+    def check(self) -> None:
+        """Raise the error of a failed write, if one failed."""
+        if self._error is not None:
+            raise self._error
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in the state thread, after every write queued before it."""
+        self.check()
+        return await asyncio.wrap_future(self._pool.submit(fn, *args))
+
+    async def flush(self) -> None:
+        """Wait until everything queued is written; raise if a write failed."""
+        await asyncio.wrap_future(self._pool.submit(_nothing))
+        self.check()
+
+    def close(self) -> None:
+        """Write what is still queued and end the thread (blocks: the end of a run)."""
+        self._pool.shutdown(wait=True)
+
+
+def _nothing() -> None:
+    return None
+
+
+def _batches(
+    adapter: ProviderAdapter,
+    target: Target,
+    removes: Sequence[Op],
+    adds: Sequence[Op],
+    meta: Mapping[str, str],
+) -> list[Batch]:
+    """(The set-up thread.) ``adapter.batches``, pure, with the cyclic GC paused."""
+    with paused_gc():
+        return adapter.batches(target, removes, adds, meta)
+
+
+class _Actions:
+    """number -> the plan's action for one target, built on first use: only a report
+    line needs it, so a target's first requests do not wait for it."""
+
+    __slots__ = ("_changes", "_map")
+
+    def __init__(self, tp: TargetPlan) -> None:
+        self._changes = tp.changes
+        self._map: dict[str, str] | None = None
+
+    def get(self, number: str, default: str) -> str:
+        return self.map().get(number, default)
+
+    def map(self) -> dict[str, str]:
+        found = self._map
+        if found is None:
+            found = self._map = {c.number: c.action for c in self._changes}
+        return found
 
 
 class Executor:
@@ -115,9 +274,41 @@ class Executor:
         self.report = ApplyReport(started=dt.datetime.now(dt.UTC))
         self._limits: dict[str, asyncio.Semaphore] = {}
         self._dead: dict[str, str] = {}  # provider instance -> why it is not called again
+        self._writer: StateWriter | None = None
+        #: where targets are set up (ops, guard, batches): one thread, so the event loop
+        #: goes on sending the requests of the targets already set up meanwhile
+        self._setup: ThreadPoolExecutor | None = None
+        self._read: dict[str, tuple[Collection[str], dict[str, str]]] = {}  # target -> state
+        self._setting_up = asyncio.Lock()
+
+    @property
+    def writer(self) -> StateWriter:
+        """The state writer of the run in progress."""
+        if self._writer is None:
+            raise RuntimeError("the state writer exists only while run() runs")
+        return self._writer
 
     async def run(self, plan: Plan) -> ApplyReport:
-        await asyncio.gather(*(self.run_target(tp) for tp in plan.targets))
+        """Every target at once (set up one after another in the set-up thread, each
+        sending as soon as it is ready). Returns when everything confirmed is recorded."""
+        self._writer = StateWriter(self.state)
+        self._setup = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blocklist-setup")
+        tasks: list[asyncio.Future[None]] = []
+        try:
+            names = [tp.target.name for tp in plan.targets]
+            self._read = await self._writer.call(self._read_state, names)
+            tasks = [asyncio.ensure_future(self.run_target(tp)) for tp in plan.targets]
+            await asyncio.gather(*tasks)
+            await self._writer.flush()
+        except BaseException:
+            for task in tasks:  # nothing more is sent once a target failed outright
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        finally:
+            self._setup.shutdown(wait=True)
+            self._writer.close()  # what was confirmed is written, whatever happened
+            self._writer = None
         self.report.interrupted = self.stop.is_set()
         self.report.signal = self.stop.reason
         self.report.finished = dt.datetime.now(dt.UTC)
@@ -126,44 +317,100 @@ class Executor:
     # -- one target ---------------------------------------------------------------------
 
     def managed(self, target: str) -> Collection[str]:
+        """What state manages of ``target``: as planned, or as read when the run began."""
         if self._managed is not None and target in self._managed:
             return self._managed[target]
+        if target in self._read:
+            return self._read[target][0]
         return self.state.read_target(target).keys()
+
+    def _read_state(self, names: list[str]) -> dict[str, tuple[Collection[str], dict[str, str]]]:
+        """(The state thread.) Each target's managed numbers (unless planned) and
+        metadata, read once before any request."""
+        out: dict[str, tuple[Collection[str], dict[str, str]]] = {}
+        for name in names:
+            if self._managed is not None and name in self._managed:
+                managed = self._managed[name]
+            else:
+                managed = self.state.read_target(name).keys()
+            out[name] = (managed, self.state.target_meta(name))
+        return out
+
+    async def _in_setup(self, fn: Callable[..., T], *args: Any) -> T:
+        assert self._setup is not None
+        return await asyncio.get_running_loop().run_in_executor(self._setup, fn, *args)
 
     async def run_target(self, tp: TargetPlan) -> None:
         name = tp.target.name
         managed = self.managed(name)
         self.record_state_only(tp, managed)
-        actions = {c.number: c.action for c in tp.changes}
-        removes, adds = tp.write_ops()
-        removes = self.allowed(tp, removes, managed, actions)
-        adds = self.allowed(tp, adds, managed, actions)
-        if not removes and not adds:
-            return
-        adapter = self.connections.adapter(tp.target.provider)
-        batches = adapter.batches(tp.target, removes, adds, self.state.target_meta(name))
+        actions = _Actions(tp)
+        async with self._setting_up:  # one target after another: the first sends first
+            (removes, refused), (adds, refused_adds) = await self._in_setup(
+                self._screened_ops, tp, managed
+            )
+            for op, why in refused + refused_adds:
+                self.failure(name, op.number, actions.get(op.number, op.kind), why)
+            if not removes and not adds:
+                return
+            adapter = self.connections.adapter(tp.target.provider)
+            meta = self._read[name][1] if name in self._read else self.state.target_meta(name)
+            batches = await self._in_setup(_batches, adapter, tp.target, removes, adds, meta)
         self.progress.start(name, sum(len(b.ops) for b in batches))
         for phase in sorted({b.phase for b in batches}):
             group = [b for b in batches if b.phase == phase]
-            await asyncio.gather(*(self.run_batch(tp, adapter, b, actions) for b in group))
+            pulled = iter(group)  # the workers take the next batch as each one frees
+            workers = min(adapter.concurrency, len(group))
+            await asyncio.gather(
+                *(self._work(tp, adapter, pulled, actions) for _ in range(workers))
+            )
+
+    async def _work(
+        self, tp: TargetPlan, adapter: ProviderAdapter, batches: Iterator[Batch], actions: _Actions
+    ) -> None:
+        for batch in batches:
+            await self.run_batch(tp, adapter, batch, actions)
+
+    def _screened_ops(
+        self, tp: TargetPlan, managed: Collection[str]
+    ) -> tuple[tuple[list[Op], list[tuple[Op, str]]], tuple[list[Op], list[tuple[Op, str]]]]:
+        """(The set-up thread.) The plan's removes and adds, each screened."""
+        with paused_gc():  # tens of thousands of new ops, none of them garbage
+            removes, adds = tp.write_ops()
+            return self.screen(tp, removes, managed), self.screen(tp, adds, managed)
 
     def allowed(
-        self, tp: TargetPlan, ops: list[Op], managed: Collection[str], actions: dict[str, str]
+        self, tp: TargetPlan, ops: list[Op], managed: Collection[str], actions: _Actions
     ) -> list[Op]:
         """``ops`` minus what the guard refuses (reported) and repeats of the same op."""
+        out, refused = self.screen(tp, ops, managed)
+        for op, why in refused:
+            self.failure(tp.target.name, op.number, actions.get(op.number, op.kind), why)
+        return out
+
+    def screen(
+        self, tp: TargetPlan, ops: list[Op], managed: Collection[str]
+    ) -> tuple[list[Op], list[tuple[Op, str]]]:
+        """(``ops`` the guard lets through, each number once; the refused ops, each with
+        the guard's words). Reports nothing: safe to run off the event loop."""
+        suspects = self.guard.suspects(tp.target, ops, managed)
+        if not suspects and len({op.number for op in ops}) == len(ops):
+            return list(ops), []  # nothing the guard refuses, no repeats
         out: list[Op] = []
+        refused: list[tuple[Op, str]] = []
         seen: set[str] = set()
         for op in ops:
             if op.number in seen:
                 continue  # the same number twice for one target: sent once
             seen.add(op.number)
-            why = self.guard.refusal(tp.target, op.kind, op.number, managed)
+            why = None
+            if op.number in suspects:
+                why = self.guard.refusal(tp.target, op.kind, op.number, managed)
             if why is None:
                 out.append(op)
             else:
-                action = actions.get(op.number, op.kind)
-                self.failure(tp.target.name, op.number, action, why)
-        return out
+                refused.append((op, why))
+        return out, refused
 
     def record_state_only(self, tp: TargetPlan, managed: Collection[str]) -> None:
         """Adopt (becomes managed) and forget (state cleanup): no API call."""
@@ -188,11 +435,11 @@ class Executor:
                 )  # fmt: skip
             )
         for i in range(0, len(adopts), STATE_CHUNK):
-            self.state.record_batch(name, upserts=adopts[i : i + STATE_CHUNK])
+            self.writer.record(name, upserts=adopts[i : i + STATE_CHUNK])
         if adopts:
             self.report.done[name]["adopt"] += len(adopts)
         for i in range(0, len(tp.forget), STATE_CHUNK):
-            self.state.record_batch(name, deletes=tp.forget[i : i + STATE_CHUNK])
+            self.writer.record(name, deletes=tp.forget[i : i + STATE_CHUNK])
         if tp.forget:
             self.report.done[name]["forget"] += len(tp.forget)
 
@@ -206,7 +453,7 @@ class Executor:
     # -- one batch ----------------------------------------------------------------------
 
     async def run_batch(
-        self, tp: TargetPlan, adapter: ProviderAdapter, batch: Batch, actions: dict[str, str]
+        self, tp: TargetPlan, adapter: ProviderAdapter, batch: Batch, actions: _Actions
     ) -> None:
         """Send a batch, then what is left of it, under one retry policy.
 
@@ -220,6 +467,7 @@ class Executor:
         run = _BatchRun(batch)
 
         async def attempt() -> _Left:
+            self.writer.check()  # state cannot record: send nothing more
             why = self._dead.get(adapter.instance)
             if why is None and self.stop.is_set():
                 why = "not attempted: apply was interrupted"
@@ -228,15 +476,11 @@ class Executor:
             started = time.monotonic()
             run.attempts += 1
             result = await adapter.send(tp.target, run.pending)
-            result.outcomes = [  # provider words may echo a credential: never let it out
-                replace(o, reason=adapter.redact(o.reason)) if o.reason else o
-                for o in result.outcomes
-            ]
+            result.outcomes = redacted(adapter, result.outcomes)
             left = self.record(tp, result, actions, run)
             self.report.batches += 1
-            ok = sum(1 for o in result.outcomes if o.ok)
             self.progress.batch(
-                name, len(run.pending.ops) - len(left.ops), ok, time.monotonic() - started
+                name, len(run.pending.ops) - len(left.ops), left.ok, time.monotonic() - started
             )
             return left
 
@@ -276,7 +520,7 @@ class Executor:
                 return
             self.finish(tp, left, actions, run)
 
-    def finish(self, tp: TargetPlan, left: _Left, actions: dict[str, str], run: _BatchRun) -> None:
+    def finish(self, tp: TargetPlan, left: _Left, actions: _Actions, run: _BatchRun) -> None:
         """What is left after the last attempt: a remove reported "not deleted" by every
         send is absent (confirmed by the re-sends); anything else failed."""
         if not left.ops:
@@ -288,7 +532,7 @@ class Executor:
             if op.kind == "remove" and run.sends >= 2 and run.unconfirmed[op.number] == run.sends
         ]
         if absent:
-            self.state.record_batch(name, deletes=[op.number for op in absent])
+            self.writer.record(name, deletes=[op.number for op in absent])
             for op in absent:
                 action = actions.get(op.number, op.kind)
                 if action != "update":
@@ -307,29 +551,36 @@ class Executor:
         return Applied(now, now, self.actor, self.commit)
 
     def record(
-        self, tp: TargetPlan, result: BatchResult, actions: dict[str, str], run: _BatchRun
+        self, tp: TargetPlan, result: BatchResult, actions: _Actions, run: _BatchRun
     ) -> _Left:
-        """Write one attempt's outcomes to state in one transaction; return what is left
-        to send again (with the longest Retry-After the provider gave for it)."""
+        """Queue one attempt's outcomes for state (one transaction, written by the state
+        thread); return what is left to send again (with the longest Retry-After the
+        provider gave for it)."""
         name = tp.target.name
         run.sends += 1
         upserts: list[ManagedEntry] = []
         deletes: list[str] = []
         pending: dict[str, str] = {}
+        done: Counter[str] = Counter()
         left = _Left([])
         applied = self.applied()
-        reported = {id(o.op) for o in result.outcomes}
-        outcomes = list(result.outcomes)
-        # an op the provider said nothing about was not carried out: send it again
-        outcomes += [
-            Outcome(op, "retryable", "not reported by the provider")
-            for op in run.pending.ops
-            if id(op) not in reported
-        ]
+        outcomes = result.outcomes
+        if len(outcomes) != len(run.pending.ops) or any(
+            o.op is not op for o, op in zip(outcomes, run.pending.ops, strict=True)
+        ):
+            reported = {id(o.op) for o in outcomes}
+            # an op the provider said nothing about was not carried out: send it again
+            outcomes = list(outcomes) + [
+                Outcome(op, "retryable", "not reported by the provider")
+                for op in run.pending.ops
+                if id(op) not in reported
+            ]
+        action_of = actions.map()
         for o in outcomes:
             op = o.op
-            action = actions.get(op.number, op.kind)
-            if o.ok:
+            status = o.status
+            if status == "done" or status == "already":  # o.ok
+                left.ok += 1
                 if op.kind == "add":
                     ids = o.provider_ids or op.provider_ids
                     upserts.append(
@@ -343,12 +594,13 @@ class Executor:
                             applied=applied,
                         )  # fmt: skip
                     )
-                    self.report.done[name][action] += 1
+                    done[action_of.get(op.number, op.kind)] += 1
                 else:
                     deletes.append(op.number)
+                    action = action_of.get(op.number, op.kind)
                     if action != "update":
-                        self.report.done[name][action] += 1
-            elif o.status in ("retryable", "unconfirmed"):
+                        done[action] += 1
+            elif status in ("retryable", "unconfirmed"):
                 if o.status == "unconfirmed":
                     run.unconfirmed[op.number] += 1
                 left.ops.append(op)
@@ -357,11 +609,13 @@ class Executor:
                     left.retry_after = max(left.retry_after or 0.0, o.retry_after)
             else:
                 reason = o.reason or "failed (no reason given)"
-                self.failure(name, op.number, action, reason)
+                self.failure(name, op.number, actions.get(op.number, op.kind), reason)
                 if op.kind == "remove":
                     pending[op.number] = reason
+        if done:
+            self.report.done[name].update(done)
         if upserts or deletes or pending or result.target_meta:
-            self.state.record_batch(name, upserts, deletes, result.target_meta, pending=pending)
+            self.writer.record(name, upserts, deletes, result.target_meta, pending=pending)
         return left
 
     def mark_pending(self, target: str, ops: list[Op], reasons: Mapping[str, str]) -> None:
@@ -372,7 +626,7 @@ class Executor:
             if op.kind == "remove"
         }
         if pending:
-            self.state.record_batch(target, pending=pending)
+            self.writer.record(target, pending=pending)
 
     def failure(self, target: str, number: str, action: str, reason: str) -> None:
         """One number that did not happen, with the provider's (or the guard's) words."""
@@ -383,7 +637,7 @@ class Executor:
         self,
         target: str,
         ops: list[Op],
-        actions: dict[str, str],
+        actions: _Actions,
         reason: str,
         *,
         pending: bool = False,

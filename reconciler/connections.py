@@ -9,8 +9,10 @@ provider instance, and running the in-process emulator for
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
+import ssl
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -28,6 +30,16 @@ from .sandbox.base import EmulatorTransport
 SANDBOX = "sandbox"
 SANDBOX_BASE_URL = "http://sandbox.invalid"
 DEFAULT_TIMEOUT = 30.0
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The TLS settings every client of the process shares: httpx's default (certifi's
+    CA bundle, or ``SSL_CERT_FILE``/``SSL_CERT_DIR``), loaded once. Each client would
+    otherwise load the bundle again (30-100 ms a client, on the event loop: the client
+    of a provider that cannot be read is first opened by apply, and held its first
+    request back by that much)."""
+    return httpx.create_ssl_context()
 
 
 def base_url_problem(url: str) -> str | None:
@@ -157,9 +169,9 @@ class Connections:
         caps = cls.capabilities
         concurrency = min(inst.concurrency or caps.concurrency_limit, caps.concurrency_limit)
         timeout = httpx.Timeout(inst.timeout or DEFAULT_TIMEOUT, connect=10.0)
-        limits = httpx.Limits(
-            max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2
-        )
+        # every request of an adapter holds one of its ``concurrency`` slots: as many
+        # connections suffice, and each spare idle one is probed (a poll) per request
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         headers = {"User-Agent": f"blocklist/{__version__}"}
         if inst.base_url == SANDBOX:
             emulator = self.emulator(name)
@@ -175,6 +187,7 @@ class Connections:
                 timeout=timeout,
                 limits=limits,
                 headers=headers,
+                verify=tls_context(),
             )
         self._clients.append(client)
         options: dict[str, object] = {

@@ -88,7 +88,9 @@ class ManagedEntry:
 OpKind = Literal["add", "remove"]
 
 
-@dataclass(frozen=True, slots=True)
+# Op and Outcome: one per number written, built by the ten thousand before the first
+# request of a target (not frozen, for the cost; hashed by value as a frozen one is).
+@dataclass(slots=True, unsafe_hash=True)
 class Op:
     """One write to carry out on a provider: an add or a remove of one number."""
 
@@ -104,7 +106,7 @@ class Op:
 OutcomeStatus = Literal["done", "already", "failed", "retryable", "unconfirmed"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Outcome:
     """The result of one Op, as the provider's reply says it.
 

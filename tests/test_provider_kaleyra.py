@@ -9,6 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reconciler.domain import Batch, Op, Target
 from reconciler.errors import AuthError, CredentialError, ProviderError, RetryableError
@@ -740,3 +742,31 @@ def test_apply_sized_request_counts(empty, run):
     assert counters["requests"] == {GET: gets(empty, 250, 470), POST: 3}
     assert counters["max_numbers"][POST] == 100
     assert counters["limit_violations"] == {}
+
+
+def _chunks_as_before(wire: list) -> list:
+    """The cut ``send`` made before ``request_chunks``: the chunk's numbers summed again
+    for every op."""
+    out, chunk = [], []
+    for item in wire:
+        if chunk and sum(len(f) for _, f in chunk) + len(item[1]) > 100:
+            out.append(chunk)
+            chunk = []
+        chunk.append(item)
+    if chunk:
+        out.append(chunk)
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(1, 4), max_size=260))
+def test_request_chunks_cut_where_summing_every_time_cut(forms_per_op: list[int]) -> None:
+    """Counting as it goes cuts a batch into exactly the requests the old sum did: no
+    request over 100 numbers, no op split, order kept."""
+    from reconciler.providers.kaleyra import request_chunks
+
+    wire = [
+        (Op("remove", f"+91981230{i:04d}"), [f"+91981230{i:04d}"] * k)
+        for i, k in enumerate(forms_per_op)
+    ]
+    assert request_chunks(wire) == _chunks_as_before(wire)

@@ -6,7 +6,7 @@ import asyncio
 import json
 import math
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -221,6 +221,64 @@ def test_indian_numbers_read_back_in_every_echo_form(national: int) -> None:
     e164 = f"+91{national}"
     for form in (e164, e164[1:], wire_number(e164)):
         assert reply_number(form) == e164
+
+
+def _bench_numbers() -> list[str]:
+    """Valid numbers of six countries, as the benchmarks and lists have them."""
+    import random
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        from plan_bench import generate_numbers
+    finally:
+        sys.path.pop(0)
+    return generate_numbers(300, random.Random(7), set())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.sampled_from(_bench_numbers()), min_size=1, max_size=12, unique=True),
+    st.sampled_from(["e164", "wire", "plain", "spaced", "joined"]),
+    st.sampled_from(["IN", "GB", None]),
+)
+def test_reply_numbers_fast_path_reads_what_reply_number_reads(
+    numbers: list[str], form: str, region: str | None
+) -> None:
+    """A reply's items matched against the forms the request sent (``sent_forms``) read
+    as exactly the numbers that parsing each with ``reply_number`` gives, in every form an
+    echo may take (E.164, the wire form, without +, with spaces, comma-joined)."""
+    from reconciler.providers.ozonetel import sent_forms
+
+    adapter = OzonetelAdapter(
+        "oz", httpx.AsyncClient(), {"username": "u", "api_key": "k"}, {"default_region": region}
+    )
+    shown = {
+        "e164": numbers,
+        "wire": [wire_number(n) for n in numbers],
+        "plain": [n[1:] for n in numbers],
+        "spaced": [f" {n[:4]} {n[4:]} " for n in numbers],
+        "joined": [",".join(wire_number(n) for n in numbers)],
+    }[form]
+    ops = [Op("add", n) for n in numbers]
+    slow = adapter._numbers(shown)
+    assert adapter._numbers(shown, sent_forms(ops)) == slow
+    assert adapter._numbers(shown, sent_forms(ops[:1])) == slow  # some sent, some not
+
+
+@given(
+    st.one_of(
+        st.none(),
+        st.datetimes(timezones=st.sampled_from([UTC, None, timezone(timedelta(hours=5))])),
+    )
+)
+def test_cached_expiry_date_equals_the_computed_one(expires: datetime | None) -> None:
+    """``expiry_date`` is cached per instant; equal instants in other zones (which hash
+    alike) give the same IST text, so the cache answers what computing it would."""
+    assert expiry_date(expires) == expiry_date.__wrapped__(expires)
+    if expires is not None and expires.tzinfo is not None:
+        assert expiry_date(expires.astimezone(UTC)) == expiry_date.__wrapped__(expires)
 
 
 # -- batches ----------------------------------------------------------------------------------

@@ -61,6 +61,23 @@ def mobile_query(numbers: Sequence[str]) -> str:
     return "mobile=" + quote(",".join(numbers), safe="")
 
 
+def request_chunks(wire: Sequence[tuple[Op, list[str]]]) -> list[list[tuple[Op, list[str]]]]:
+    """Ops (each with the forms it sends) in order, cut so that no request carries more
+    than 100 numbers however many forms an op has; an op is never split."""
+    chunks: list[list[tuple[Op, list[str]]]] = []
+    chunk: list[tuple[Op, list[str]]] = []
+    count = 0  # numbers in ``chunk`` (was summed again for every op: 5 050 steps a batch)
+    for item in wire:
+        if chunk and count + len(item[1]) > MAX_PER_REQUEST:
+            chunks.append(chunk)
+            chunk, count = [], 0
+        chunk.append(item)
+        count += len(item[1])
+    if chunk:
+        chunks.append(chunk)
+    return chunks
+
+
 class KaleyraAdapter(ProviderAdapter):
     type_name = "kaleyra"
     capabilities = Capabilities(
@@ -202,13 +219,7 @@ class KaleyraAdapter(ProviderAdapter):
             for op in batch.ops
         ]
         outcomes: list[Outcome] = []
-        chunk: list[tuple[Op, list[str]]] = []
-        for item in wire:  # at most 100 numbers a request, however many forms
-            if chunk and sum(len(f) for _, f in chunk) + len(item[1]) > MAX_PER_REQUEST:
-                outcomes += await self._post(channel, chunk)
-                chunk = []
-            chunk.append(item)
-        if chunk:
+        for chunk in request_chunks(wire):
             outcomes += await self._post(channel, chunk)
         return BatchResult(outcomes)
 

@@ -17,6 +17,7 @@ batches and state recording are the executor's business, not this module's.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import time
 from collections import deque
@@ -88,6 +89,9 @@ _CLIENT_ERRORS = tuple(code for code in range(400, 500) if code != 429)
 
 _TEN_DIGITS = re.compile(r"[0-9]{10}")
 _INDIAN_WITH_CC = re.compile(r"91[0-9]{10}")
+#: the shape of the E.164 numbers this tool writes (the normaliser's output reads back
+#: as itself: ``reply_number`` gives a reply's echo of one the number it was)
+_CANONICAL = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
 class TokenQuotaError(ProviderError):
@@ -101,6 +105,16 @@ def wire_number(e164: str) -> str:
     if e164.startswith("+91") and len(e164) == 13:
         return e164[3:]
     return e164
+
+
+def sent_forms(ops: Iterable[Op]) -> dict[str, str]:
+    """Each op's number by the texts a reply may echo it as: its wire form and its
+    E.164 form (for a canonical E.164 number, what ``reply_number`` reads either as)."""
+    out: dict[str, str] = {}
+    for op in ops:
+        if _CANONICAL.fullmatch(op.number):
+            out[op.number] = out[wire_number(op.number)] = op.number
+    return out
 
 
 def reply_number(raw: object, region: str | None = "IN") -> str | None:
@@ -119,8 +133,12 @@ def reply_number(raw: object, region: str | None = "IN") -> str | None:
     return parse_live(text, region)
 
 
+@functools.lru_cache(maxsize=4096)
 def expiry_date(expires: datetime | None) -> str | None:
-    """``expiryDate`` for an aware expiry: IST wall time, or None for no expiry."""
+    """``expiryDate`` for an aware expiry: IST wall time, or None for no expiry.
+
+    Cached: a list's numbers share a few expiries, and batching computes one per add
+    (a ``strftime`` each: 40 ms for 20 000 adds)."""
     if expires is None:
         return None
     if expires.tzinfo is None:
@@ -416,10 +434,11 @@ class OzonetelAdapter(ProviderAdapter):
         done, failed = output.get(ok_key, output.get(other)), output.get("error", [])
         if not isinstance(done, list) or not isinstance(failed, list):
             raise self.malformed(resp, endpoint, f"`output.{ok_key}`/`output.error` not lists")
-        done_numbers, failed_numbers = self._numbers(done), self._numbers(failed)
+        sent = sent_forms(ops)
+        done_numbers, failed_numbers = self._numbers(done, sent), self._numbers(failed, sent)
         given = data.get("input")
         echo = given.get("blockNumbers") if delete and isinstance(given, dict) else None
-        echoed = self._numbers(echo) if isinstance(echo, list) else set()
+        echoed = self._numbers(echo, sent) if isinstance(echo, list) else set()
         outcomes = []
         for op in ops:
             if op.number in done_numbers:
@@ -471,15 +490,20 @@ class OzonetelAdapter(ProviderAdapter):
             return {"group_created": "1", "group_id": str(value).strip()}
         return {"group_created": "1"}
 
-    def _numbers(self, items: Iterable[object]) -> set[str]:
+    def _numbers(self, items: Iterable[object], sent: Mapping[str, str] | None = None) -> set[str]:
         """The E.164 numbers of an output list (an item may hold several, comma-joined,
-        as in the create sample: ["97XXX04XX3,98XXXXXX98,…"])."""
+        as in the create sample: ["97XXX04XX3,98XXXXXX98,…"]).
+
+        ``sent`` (``sent_forms``) maps the forms this request sent to their numbers: a
+        reply item that is one of them is that number without parsing it again
+        (``reply_number`` would give the same; it costs ~25 µs a number)."""
         out: set[str] = set()
+        known = sent or {}
         for item in items:
             if isinstance(item, bool) or not isinstance(item, str | int):
                 continue
             for part in str(item).split(","):
-                number = reply_number(part, self.region)
+                number = known.get(part.strip()) or reply_number(part, self.region)
                 if number is not None:
                     out.add(number)
         return out

@@ -10,8 +10,8 @@ apply only talk to it.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -38,6 +38,18 @@ class LockInfo:
             f"{self.actor}@{self.host} (pid {self.pid}, {self.operation}) "
             f"since {self.since.isoformat(timespec='seconds')}"
         )
+
+
+@dataclass
+class BatchRecord:
+    """The arguments of one ``record_batch`` call, kept to be recorded later together
+    with others (``record_batches``)."""
+
+    target: str
+    upserts: Sequence[ManagedEntry] = ()
+    deletes: Sequence[str] = ()
+    meta: Mapping[str, str] | None = None
+    pending: Mapping[str, str] | None = field(default=None)
 
 
 class StateBackend(abc.ABC):
@@ -91,6 +103,13 @@ class StateBackend(abc.ABC):
         """Apply one batch's outcomes in ONE transaction whose cost does not grow with
         the size of the state; serial += 1. An upsert clears a pending mark;
         ``pending`` marks managed numbers whose remove failed, with the reason."""
+
+    def record_batches(self, records: Sequence[BatchRecord]) -> None:
+        """Record several batches, in order, each as ``record_batch`` would (serial +=
+        one per batch). A backend may put them in one transaction (the SQL backends
+        do): each batch is then still all or nothing, and so is the group."""
+        for r in records:
+            self.record_batch(r.target, r.upserts, r.deletes, r.meta, pending=r.pending)
 
     @abc.abstractmethod
     def forget(self, target: str, number: str) -> bool:

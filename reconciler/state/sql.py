@@ -12,12 +12,12 @@ dialects differ (bulk upserts and inserts). It knows nothing of providers or pla
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar
 
 from ..domain import ManagedEntry
-from .base import StateBackend
+from .base import BatchRecord, StateBackend
 from .codec import ENTRY_COLUMNS, build_export, entries_from_rows, entry_columns, parse_export
 
 META = "blocklist_meta"
@@ -27,6 +27,7 @@ LOCK = "blocklist_lock"
 
 # Statements on hot paths, written with "?" placeholders (``SqlState.q`` adapts them).
 BUMP_SERIAL = f"UPDATE {META} SET serial = serial + 1 WHERE id = 1"
+BUMP_SERIAL_BY = f"UPDATE {META} SET serial = serial + ? WHERE id = 1"
 DELETE_ENTRY = f"DELETE FROM {ENTRIES} WHERE target = ? AND number = ?"
 MARK_PENDING = f"UPDATE {ENTRIES} SET pending = ? WHERE target = ? AND number = ?"
 UPSERT_META = f"""INSERT INTO {TARGET_META} (target, key, value) VALUES (?, ?, ?)
@@ -145,20 +146,29 @@ class SqlState(StateBackend):
         pending: Mapping[str, str] | None = None,
     ) -> None:
         """Upserts, deletes, metadata, pending marks, then serial += 1: all or nothing."""
-        by_number = {e.number: entry_columns(e) for e in upserts}  # the last one wins
-        delete_list = list(deletes)
-        meta_rows = [(target, k, v) for k, v in (meta or {}).items()]
-        pending_rows = [(why, target, number) for number, why in (pending or {}).items()]
+        self.record_batches([BatchRecord(target, tuple(upserts), tuple(deletes), meta, pending)])
+
+    def record_batches(self, records: Sequence[BatchRecord]) -> None:
+        """Each batch's upserts, deletes, metadata and pending marks in order, then
+        serial += the number of batches: one transaction, all or nothing (a batch is
+        never recorded in part)."""
+        if not records:
+            return
+        rows = [_batch_rows(r) for r in records]
         with self._write("recording a batch") as conn:
-            if by_number:
-                self._upsert_entries(conn, target, list(by_number.values()))
-            if delete_list:
-                self._delete_entries(conn, target, delete_list)
-            if meta_rows:
-                self._executemany(conn, UPSERT_META, meta_rows)
-            if pending_rows:
-                self._executemany(conn, MARK_PENDING, pending_rows)
-            conn.execute(BUMP_SERIAL)
+            for target, upserts, deletes, meta_rows, pending_rows in rows:
+                if upserts:
+                    self._upsert_entries(conn, target, upserts)
+                if deletes:
+                    self._delete_entries(conn, target, deletes)
+                if meta_rows:
+                    self._executemany(conn, UPSERT_META, meta_rows)
+                if pending_rows:
+                    self._executemany(conn, MARK_PENDING, pending_rows)
+            if len(records) == 1:
+                conn.execute(BUMP_SERIAL)
+            else:
+                conn.execute(self.q(BUMP_SERIAL_BY), (len(records),))
 
     def forget(self, target: str, number: str) -> bool:
         """Serial += 1 only when something was forgotten (nothing changed otherwise)."""
@@ -226,3 +236,11 @@ class SqlState(StateBackend):
                 self.q(f"UPDATE {META} SET lineage = ?, serial = ? WHERE id = 1"),
                 (parsed.lineage, max(int(own_serial), parsed.serial) + 1),
             )
+
+
+def _batch_rows(r: BatchRecord) -> tuple[str, list[tuple[Any, ...]], list[str], list, list]:
+    """One batch as the rows its statements take (encoded before the transaction)."""
+    by_number = {e.number: entry_columns(e) for e in r.upserts}  # the last one wins
+    meta_rows = [(r.target, k, v) for k, v in (r.meta or {}).items()]
+    pending_rows = [(why, r.target, number) for number, why in (r.pending or {}).items()]
+    return r.target, list(by_number.values()), list(r.deletes), meta_rows, pending_rows

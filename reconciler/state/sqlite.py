@@ -14,6 +14,7 @@ it was. It knows nothing of providers or plans.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -105,6 +106,27 @@ UPSERT_ENTRY = f"""INSERT INTO {ENTRIES}
         first_applied = coalesce({ENTRIES}.first_applied, excluded.first_applied),
         last_applied = excluded.last_applied, applied_by = excluded.applied_by,
         applied_commit = excluded.applied_commit"""
+_ROW = "(" + ", ".join(["?"] * 12) + ")"
+_UPSERT_HEAD, _UPSERT_TAIL = UPSERT_ENTRY.split(f"VALUES {_ROW}")
+#: rows per multi-row statement (12 variables a row; SQLite allows 32 766 a statement)
+ROWS_PER_STATEMENT = 500
+
+
+@functools.lru_cache(maxsize=64)
+def upsert_entries(count: int) -> str:
+    """``UPSERT_ENTRY`` for ``count`` rows in one statement: one step for the batch, so
+    SQLite works with the GIL released once (``executemany`` releases and takes it
+    again row by row, and the event loop's thread waits for it each time), and about a
+    quarter less CPU than ``executemany`` for 100 rows."""
+    return f"{_UPSERT_HEAD}VALUES {', '.join([_ROW] * count)}{_UPSERT_TAIL}"
+
+
+@functools.lru_cache(maxsize=64)
+def delete_entries(count: int) -> str:
+    """``DELETE_ENTRY`` for ``count`` numbers of one target in one statement."""
+    return f"DELETE FROM {ENTRIES} WHERE target = ? AND number IN ({', '.join(['?'] * count)})"
+
+
 READ_TARGET = f"SELECT {entry_select()} FROM {ENTRIES} WHERE target = ?"
 FIND_NUMBER = f"SELECT target, {entry_select()} FROM {ENTRIES} WHERE number = ?"
 _LOCK_COLUMNS = "actor, host, pid, since, operation, token"
@@ -313,11 +335,17 @@ class SqliteState(SqlState):
     def _upsert_entries(
         self, conn: sqlite3.Connection, target: str, rows: list[tuple[Any, ...]]
     ) -> None:
-        conn.executemany(UPSERT_ENTRY, [(target, *row) for row in rows])
+        for i in range(0, len(rows), ROWS_PER_STATEMENT):
+            chunk = rows[i : i + ROWS_PER_STATEMENT]
+            params = [value for row in chunk for value in (target, *row)]
+            conn.execute(upsert_entries(len(chunk)), params)
 
     def _delete_entries(self, conn: sqlite3.Connection, target: str, numbers: list[str]) -> int:
-        cursor = conn.executemany(DELETE_ENTRY, [(target, n) for n in numbers])
-        return cursor.rowcount
+        deleted = 0
+        for i in range(0, len(numbers), ROWS_PER_STATEMENT):
+            chunk = numbers[i : i + ROWS_PER_STATEMENT]
+            deleted += conn.execute(delete_entries(len(chunk)), (target, *chunk)).rowcount
+        return deleted
 
     # -- locking ----------------------------------------------------------------------
 

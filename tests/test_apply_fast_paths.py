@@ -1,0 +1,332 @@
+"""The executor's fast paths give what its obvious paths give, and its state thread
+keeps the recording contract (in order, only what was confirmed, nothing sent once
+state cannot record).
+
+- ``Executor.screen`` finds the ops the guard refuses with set operations; the obvious
+  path asks ``Guard.refusal`` of every op, keeping each number once.
+- ``Executor.record`` skips the "not reported" scan when the provider answered for every
+  op, in order; the obvious path (``reference_record``, the code it replaced) always scans.
+- ``StateWriter`` writes from its own thread, grouping what was queued meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import threading
+import time
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reconciler.apply import (
+    Executor,
+    Guard,
+    StateWriter,
+    _Actions,
+    _BatchRun,
+    _Left,
+    redacted,
+)
+from reconciler.domain import Batch, BatchResult, ManagedEntry, Op, Outcome, Target
+from reconciler.errors import StateError
+from reconciler.plan import Change, Plan, TargetPlan
+from reconciler.policy import ProtectedRanges
+from reconciler.providers import ProviderAdapter
+from reconciler.providers.phonely import PhonelyAdapter
+from reconciler.state import open_state
+from reconciler.state.base import BatchRecord
+
+NUMBERS = [f"+9190000000{i:02d}" for i in range(16)]
+NOW = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
+
+
+def slow_screen(guard: Guard, target: Target, ops: list[Op], managed: set[str]):
+    """The obvious path: every op through ``Guard.refusal``, each number once."""
+    out, refused, seen = [], [], set()
+    for op in ops:
+        if op.number in seen:
+            continue
+        seen.add(op.number)
+        why = guard.refusal(target, op.kind, op.number, managed)
+        if why is None:
+            out.append(op)
+        else:
+            refused.append((op, why))
+    return out, refused
+
+
+guards = st.builds(
+    Guard,
+    protected=st.frozensets(st.sampled_from(NUMBERS), max_size=4),
+    opt_outs=st.dictionaries(
+        st.sampled_from(["t/a", "t/b"]), st.frozensets(st.sampled_from(NUMBERS), max_size=4)
+    ),
+    ranges=st.sampled_from(
+        [
+            ProtectedRanges(),
+            ProtectedRanges(prefixes={"+91900000000": "p.yaml:1"}),
+            ProtectedRanges(ranges=(("+919000000010", "+919000000012", "p.yaml:2"),)),
+        ]
+    ),
+)
+ops_lists = st.lists(
+    st.builds(Op, kind=st.sampled_from(["add", "remove"]), number=st.sampled_from(NUMBERS)),
+    max_size=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    guard=guards,
+    ops=ops_lists,
+    managed=st.sets(st.sampled_from(NUMBERS)),
+    exclusive=st.booleans(),
+    name=st.sampled_from(["t/a", "t/b"]),
+)
+def test_screen_equals_asking_the_guard_of_every_op(
+    guard: Guard, ops: list[Op], managed: set[str], exclusive: bool, name: str
+) -> None:
+    target = Target(name, "p", "phonely", (("agent_id", "a"),), exclusive)
+    tp = TargetPlan(target, True, [], 0, "")
+    executor = Executor(None, None, guard=guard)  # type: ignore[arg-type]
+    for seen_as in (managed, dict.fromkeys(managed).keys()):  # a set, or state's keys
+        assert executor.screen(tp, ops, seen_as) == slow_screen(guard, target, ops, managed)
+
+
+def reference_record(executor: Executor, tp: TargetPlan, result: BatchResult, actions, run):
+    """``Executor.record`` as it was before the fast path (state calls collected)."""
+    name = tp.target.name
+    run.sends += 1
+    upserts, deletes, pending = [], [], {}
+    left = _Left([])
+    applied = executor.applied()
+    reported = {id(o.op) for o in result.outcomes}
+    outcomes = list(result.outcomes)
+    outcomes += [
+        Outcome(op, "retryable", "not reported by the provider")
+        for op in run.pending.ops
+        if id(op) not in reported
+    ]
+    for o in outcomes:
+        op = o.op
+        action = actions.get(op.number, op.kind)
+        if o.ok:
+            if op.kind == "add":
+                ids = o.provider_ids or op.provider_ids
+                upserts.append(
+                    ManagedEntry(
+                        op.number, op.expires, op.reason, op.attrs, ids, op.source, applied=applied
+                    )
+                )
+                executor.report.done[name][action] += 1
+            else:
+                deletes.append(op.number)
+                if action != "update":
+                    executor.report.done[name][action] += 1
+        elif o.status in ("retryable", "unconfirmed"):
+            if o.status == "unconfirmed":
+                run.unconfirmed[op.number] += 1
+            left.ops.append(op)
+            left.reasons[op.number] = o.reason or "not carried out (no reason given)"
+            if o.retry_after is not None:
+                left.retry_after = max(left.retry_after or 0.0, o.retry_after)
+        else:
+            reason = o.reason or "failed (no reason given)"
+            executor.failure(name, op.number, action, reason)
+            if op.kind == "remove":
+                pending[op.number] = reason
+    left.ok = sum(1 for o in result.outcomes if o.ok)  # what attempt() counted for progress
+    records = []
+    if upserts or deletes or pending or result.target_meta:
+        records.append(BatchRecord(name, upserts, deletes, result.target_meta, pending))
+    return left, records
+
+
+class Collecting:
+    """A writer that keeps what it is given (``record``'s only state call)."""
+
+    def __init__(self) -> None:
+        self.records: list[BatchRecord] = []
+
+    def record(self, target, upserts=(), deletes=(), meta=None, *, pending=None) -> None:  # noqa: ANN001
+        self.records.append(BatchRecord(target, upserts, deletes, meta, pending))
+
+
+statuses = st.sampled_from(["done", "already", "failed", "retryable", "unconfirmed"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    kinds=st.lists(st.sampled_from(["add", "remove"]), min_size=1, max_size=8),
+    answers=st.lists(
+        st.tuples(st.integers(0, 7), statuses, st.sampled_from([None, "busy"])), max_size=10
+    ),
+    in_order=st.booleans(),
+    meta=st.sampled_from([None, {"group_id": "3"}]),
+)
+def test_record_equals_the_path_that_always_looks_for_unreported_ops(
+    kinds: list[str], answers: list, in_order: bool, meta: dict | None
+) -> None:
+    """Whatever the provider answered (every op in order, some, some twice, none), the
+    outcomes, what is left, the report and what goes to state are the obvious path's."""
+    ops = [Op(k, NUMBERS[i], reason="r") for i, k in enumerate(kinds)]
+    if in_order:  # the common case: one outcome per op, in the order sent
+        answers = [(i, s, w) for i, (_, s, w) in zip(range(len(ops)), answers, strict=False)]
+        answers += [(i, "done", None) for i in range(len(answers), len(ops))]
+    outcomes = [Outcome(ops[i % len(ops)], s, w) for i, s, w in answers]
+    changes = [Change("update" if i == 0 else op.kind, op.number) for i, op in enumerate(ops)]
+    tp = TargetPlan(Target("t/a", "p", "phonely"), True, changes, 0, "")
+    batch = Batch(list(ops))
+    results = []
+    for path in ("fast", "slow"):
+        executor = Executor(None, None)  # type: ignore[arg-type]
+        writer = Collecting()
+        executor._writer = writer  # type: ignore[assignment]
+        executor.applied = lambda: None  # type: ignore[method-assign]
+        run = _BatchRun(batch)
+        result = BatchResult(list(outcomes), target_meta=meta or {})
+        actions = _Actions(tp)
+        if path == "fast":
+            left = executor.record(tp, result, actions, run)
+            records = writer.records
+        else:
+            left, records = reference_record(executor, tp, result, actions, run)
+        records = [replace(r, upserts=list(r.upserts), deletes=list(r.deletes)) for r in records]
+        results.append(
+            (
+                left,
+                records,
+                {k: dict(v) for k, v in executor.report.done.items()},
+                executor.report.failures,
+                run.sends,
+                run.unconfirmed,
+            )
+        )
+    assert results[0] == results[1]
+
+
+class Redacting:
+    _credentials = {"key": "s3cr3t-key", "token": "1234:abcdef"}
+    redact = ProviderAdapter.redact
+
+
+@given(
+    st.lists(
+        st.sampled_from(
+            [None, "", "busy", "bad key s3cr3t-key", "token 1234:abcdef refused", "abcdef?"]
+        ),
+        max_size=12,
+    )
+)
+def test_redacted_equals_redacting_every_reason(reasons: list) -> None:
+    """Redacting each distinct reason once (and copying only what changes) gives the
+    outcomes that redacting every outcome's reason gives."""
+    adapter = Redacting()
+    outcomes = [Outcome(Op("add", NUMBERS[i]), "failed", r) for i, r in enumerate(reasons)]
+    expected = [replace(o, reason=adapter.redact(o.reason)) if o.reason else o for o in outcomes]
+    assert redacted(adapter, outcomes) == expected  # type: ignore[arg-type]
+    assert all("s3cr3t" not in (o.reason or "") for o in redacted(adapter, outcomes))  # type: ignore[arg-type]
+
+
+def test_lazy_actions_are_the_plans_actions() -> None:
+    changes = [Change("remove", NUMBERS[0]), Change("add", NUMBERS[1]), Change("readd", NUMBERS[2])]
+    tp = TargetPlan(Target("t/a", "p", "phonely"), True, changes, 0, "")
+    actions = _Actions(tp)
+    assert [actions.get(n, "x") for n in NUMBERS[:4]] == ["remove", "add", "readd", "x"]
+
+
+# -- the state thread ---------------------------------------------------------------------
+
+
+def test_state_writer_records_in_order_in_its_own_thread(tmp_path: Path) -> None:
+    """Batches queued one after another end up as if recorded one by one (a later
+    delete wins over an earlier upsert), from a thread that is not the caller's, and a
+    read through ``call`` sees every write queued before it."""
+    threads: set[str] = set()
+
+    async def scenario(state) -> tuple[dict, int]:  # noqa: ANN001
+        record_batches = state.record_batches
+
+        def noted(records):  # noqa: ANN001
+            threads.add(threading.current_thread().name)
+            time.sleep(0.01)  # slow commits: later batches queue up meanwhile
+            return record_batches(records)
+
+        state.record_batches = noted
+        writer = StateWriter(state)
+        try:
+            for i in range(30):
+                writer.record("t/a", [ManagedEntry(NUMBERS[i % 5], reason=str(i))])
+                if i % 7 == 6:
+                    writer.record("t/a", deletes=[NUMBERS[i % 5]])
+                await asyncio.sleep(0)
+            seen = await writer.call(state.read_target, "t/a")
+            await writer.flush()
+        finally:
+            writer.close()
+        return seen, state.serial()
+
+    with open_state("sqlite", path=tmp_path / "state.db") as state:
+        seen, serial = asyncio.run(scenario(state))
+    expected: dict[str, str] = {}
+    for i in range(30):
+        expected[NUMBERS[i % 5]] = str(i)
+        if i % 7 == 6:
+            expected.pop(NUMBERS[i % 5])
+    assert {n: e.reason for n, e in seen.items()} == expected
+    assert serial == 30 + 4  # one per batch, however they were grouped
+    assert threads and threading.current_thread().name not in threads
+
+
+class CountingAdapter:
+    """A one-at-a-time provider that confirms everything and counts its requests."""
+
+    instance = "p"
+    capabilities = replace(PhonelyAdapter.capabilities, concurrency_limit=1)
+    batch_size = 2
+    concurrency = 1
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    def batches(self, target, removes, adds, meta):  # noqa: ANN001
+        return PhonelyAdapter.batches(self, target, removes, adds, meta)  # type: ignore[arg-type]
+
+    def redact(self, text: str) -> str:
+        return text
+
+    async def send(self, target, batch):  # noqa: ANN001
+        self.sent += 1
+        await asyncio.sleep(0.02)  # the state thread's failed write lands meanwhile
+        return BatchResult([Outcome(op, "done") for op in batch.ops])
+
+
+def test_a_failed_state_write_stops_the_apply_with_the_state_error(tmp_path: Path) -> None:
+    """When state cannot record a confirmed batch, apply raises that StateError (as a
+    synchronous write did) and sends nothing after it learned of it."""
+    adapter = CountingAdapter()
+    conns = type("Conns", (), {"adapter": lambda self, name: adapter})()
+    target = Target("p/a", "p", "phonely", (("agent_id", "a"),))
+    changes = [Change("add", n) for n in NUMBERS[:12]]  # 6 requests of 2
+    tp = TargetPlan(target, True, changes, 0, "")
+    with open_state("sqlite", path=tmp_path / "state.db") as state:
+        real = state.record_batches
+        calls = Counter()
+
+        def failing(records):  # noqa: ANN001
+            calls["writes"] += 1
+            if calls["writes"] >= 2:
+                raise StateError("disk full")
+            return real(records)
+
+        state.record_batches = failing
+        with pytest.raises(StateError, match="disk full"):
+            asyncio.run(Executor(conns, state).run(Plan(NOW, [tp])))
+        recorded = set(state.read_target("p/a"))
+    assert recorded == set(NUMBERS[:2])  # the first confirmed batch, nothing else
+    assert adapter.sent < 6  # it stopped sending
