@@ -183,6 +183,22 @@ def render_plan(
     )
 
 
+def echo_plan(
+    plan: Any, fmt: str, *, color: bool, mask: bool, verbose: bool, full: bool, by: str = "number"
+) -> None:
+    """Print ``render_plan``'s text and a newline; JSON is streamed in blocks (a plan of
+    a million numbers is hundreds of megabytes of it, never built whole)."""
+    if fmt != "json":
+        click.echo(
+            render_plan(plan, fmt, color=color, mask=mask, verbose=verbose, full=full, by=by)
+        )
+        return
+    from .views.plan import write_json
+
+    write_json(plan, lambda text: click.echo(text, nl=False), mask=mask)
+    click.echo()
+
+
 def layout_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """``--full`` and ``--by`` of the commands that render a plan (plan, show)."""
     fn = click.option(
@@ -314,11 +330,7 @@ def plan(
     result, _ = run_async(lambda stop: run_plan(options, ui))
     the_plan = result.plan
     color = color_wanted(no_color)
-    click.echo(
-        render_plan(
-            the_plan, fmt, color=color, mask=mask_numbers, verbose=verbose, full=full, by=by
-        )
-    )
+    echo_plan(the_plan, fmt, color=color, mask=mask_numbers, verbose=verbose, full=full, by=by)
     if out is not None:
         from .planfile import save_plan
 

@@ -3,14 +3,28 @@
 Owns the diff of DESIGN.md's action table, the safety thresholds and the
 live-state fingerprints that saved plans are checked against. Pure: no I/O,
 no rendering (renderers only read a ``Plan``), no HTTP.
+
+A plan of a million numbers holds millions of changes (every declared number is
+an add on every target it is new to), so a target's changes are kept as one run
+per action, and the runs that come from declared entries (adds, re-adds, adopts,
+expiries, declared opt-outs) hold references to those entries rather than a
+``Change`` each: a ``Change`` is made when one is read. Adds, nearly all of a
+first plan, are not even listed: they are the declared numbers, in number order
+(sorted once, shared by every target that declares the same numbers), minus the
+few that are planned otherwise.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterable, Mapping
+import heapq
+import operator
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
+from itertools import chain, compress, filterfalse, islice, repeat, starmap
+from typing import TypeVar, overload
 
 from . import __version__
 from .domain import DesiredEntry, LiveEntry, ManagedEntry, Op, Target
@@ -28,6 +42,8 @@ DESTRUCTIVE_ACTIONS = frozenset({"remove", "expire", "update", "readd"})
 WRITE_ACTIONS = frozenset({"add", "readd", "update", "expire", "remove"})
 #: actions that count as "changes" for --detailed-exitcode
 CHANGE_ACTIONS = WRITE_ACTIONS | {"adopt"}
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -50,13 +66,281 @@ class Change:
         return dict(self.attrs).get(key)
 
 
+# -- changes held by reference -----------------------------------------------------------------
+
+
+class SortedNumbers:
+    """The numbers of a desired mapping in number order, shared by every target whose
+    mapping holds the same numbers in the same order (the targets of one list).
+
+    Computed as far as they are read: the first ``HEAD`` by a heap selection (a text
+    plan shows a few dozen adds per target; a full sort of a million numbers costs ten
+    times more), all of them, a full sort kept as positions in the mapping's order,
+    only when a reader goes on (a plan file)."""
+
+    __slots__ = ("_keys", "_head", "_positions", "_list", "_expired")
+
+    HEAD = 4096
+
+    def __init__(self, keys: Mapping[str, object]) -> None:
+        self._keys = keys
+        self._head: list[str] | None = None
+        self._positions: array[int] | None = None
+        self._list: list[str] | None = None
+        self._expired: list[tuple[Mapping[str, DesiredEntry], dt.datetime, set[str]]] = []
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def fits(self, keys: Mapping[str, object]) -> bool:
+        """Whether ``keys`` holds these numbers in the same order (the loader builds a
+        list's targets alike: one walk, pointer comparisons mostly)."""
+        mine = self._keys
+        return mine is keys or (len(mine) == len(keys) and all(map(operator.eq, mine, keys)))
+
+    def expired(self, desired: Mapping[str, DesiredEntry], now: dt.datetime) -> set[str]:
+        """``expired_numbers(desired, now)``, found once for the targets that declare the
+        very same entries (a list's targets without attributes of their own)."""
+        for seen, at, numbers in self._expired:
+            if at == now and (
+                seen is desired or all(map(operator.is_, seen.values(), desired.values()))
+            ):
+                return numbers
+        numbers = expired_numbers(desired, now)
+        self._expired.append((desired, now, numbers))
+        return numbers
+
+    def keys(self) -> list[str]:
+        """The numbers in the mapping's order."""
+        if self._list is None:
+            self._list = list(self._keys)
+        return self._list
+
+    def head(self) -> list[str]:
+        """The first ``HEAD`` numbers in number order (all of them, if fewer)."""
+        if self._head is None:
+            if len(self._keys) > self.HEAD:
+                self._head = heapq.nsmallest(self.HEAD, self._keys)
+            else:
+                self._head = sorted(self._keys)
+        return self._head
+
+    def positions(self) -> array[int]:
+        """Where each number, in number order, is in the mapping's order (sorted once)."""
+        if self._positions is None:
+            keys = self.keys()
+            typecode = "i" if len(keys) < 2**31 else "q"
+            self._positions = array(typecode, sorted(range(len(keys)), key=keys.__getitem__))
+        return self._positions
+
+    def numbers(self) -> Iterator[str]:
+        """Every number, in number order."""
+        head = self.head()
+        yield from head
+        if len(self._keys) > len(head):
+            keys = self.keys()
+            yield from map(keys.__getitem__, islice(self.positions(), len(head), None))
+
+
+class DeclaredRun(Sequence[Change]):
+    """The changes of one action that come from declared entries, by number: either an
+    explicit list of numbers (with the live provider ids of each, where the action
+    names them), or every number of a ``SortedNumbers`` but those in the ``skip`` sets
+    (a target's adds). Holds references only; iterating makes each ``Change``."""
+
+    __slots__ = ("action", "_desired", "_numbers", "_ids", "_order", "_skip", "_len")
+
+    def __init__(
+        self,
+        action: str,
+        desired: Mapping[str, DesiredEntry],
+        numbers: list[str] | None = None,
+        ids: list[tuple[str, ...]] | None = None,
+        *,
+        order: SortedNumbers | None = None,
+        skip: tuple[Set[str], ...] = (),
+        count: int = 0,
+    ) -> None:
+        self.action = action
+        self._desired = desired
+        self._numbers = numbers
+        self._ids = ids
+        self._order = order
+        self._skip = tuple(s for s in skip if s)
+        self._len = len(numbers) if numbers is not None else count
+
+    def numbers(self) -> Iterator[str]:
+        """The numbers, in order (a lazy run filters the shared order as it goes)."""
+        if self._numbers is not None:
+            return iter(self._numbers)
+        assert self._order is not None
+        numbers: Iterator[str] = self._order.numbers()
+        for skip in self._skip:
+            numbers = filterfalse(skip.__contains__, numbers)
+        return numbers
+
+    def entries(self) -> Iterator[DesiredEntry]:
+        """The declared entries the changes come from, in order."""
+        return map(self._desired.__getitem__, self.numbers())
+
+    def pairs(self) -> Iterator[tuple[DesiredEntry, tuple[str, ...]]]:
+        """(declared entry, live provider ids) of each change, in order; the ids are
+        ``()`` where the action names none (adds, re-adds)."""
+        if self._ids is None:
+            return zip(self.entries(), repeat(()))  # noqa: B905 (repeat is endless)
+        return zip(self.entries(), self._ids, strict=True)
+
+    def mapped(
+        self, fn: Callable[[DesiredEntry, tuple[str, ...]], T], block: int = 1 << 16
+    ) -> Iterator[list[T]]:
+        """``fn(entry, provider ids)`` of each change, in order, in lists of at most
+        ``block``: what ``map`` over ``pairs`` gives, cut into blocks.
+
+        A lazy run makes the calls a block at a time in the mapping's order, which is
+        about the entries' order in memory: a million entries read in number order would
+        each be a cache miss, and that is most of the cost of writing their lines."""
+        if self._numbers is not None or self._order is None or not self._order.fits(self._desired):
+            made = starmap(fn, self.pairs())
+            return iter(lambda: list(islice(made, block)), [])
+        return self._mapped_in_blocks(fn, block)
+
+    def _mapped_in_blocks(
+        self, fn: Callable[[DesiredEntry, tuple[str, ...]], T], block: int
+    ) -> Iterator[list[T]]:
+        assert self._order is not None
+        keys = self._order.keys()
+        values = list(self._desired.values())
+        positions = self._order.positions()
+        # one set to look in: the union costs less than a second look for every number
+        skip = self._skip[0] if len(self._skip) == 1 else set().union(*self._skip)
+        for start in range(0, len(positions), block):
+            chunk = positions[start : start + block]  # positions, in number order
+            ats = sorted(chunk)  # the same, in the mapping's (memory) order
+            if skip:
+                kept = map(operator.not_, map(skip.__contains__, map(keys.__getitem__, ats)))
+                ats = list(compress(ats, kept))
+            made = dict(zip(ats, map(fn, map(values.__getitem__, ats), repeat(())), strict=False))
+            out = list(map(made.__getitem__, filter(made.__contains__, chunk) if skip else chunk))
+            if out:
+                yield out
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __iter__(self) -> Iterator[Change]:
+        action = self.action
+        for e, ids in self.pairs():
+            yield Change(action, e.number, e.reason, e.expires, e.source, e.attrs, ids)
+
+    @overload
+    def __getitem__(self, index: int) -> Change: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Change]: ...
+    def __getitem__(self, index: int | slice) -> Change | list[Change]:
+        if self._numbers is None:  # random access: list the numbers once
+            self._numbers = list(self.numbers())
+            self._order, self._skip = None, ()
+        if isinstance(index, slice):
+            start, stop, step = index.indices(self._len)
+            if step == 1:
+                return list(islice(self, start, stop))
+            return list(self)[index]
+        number = self._numbers[index]
+        ids = self._ids[index] if self._ids is not None else ()
+        e = self._desired[number]
+        return Change(self.action, e.number, e.reason, e.expires, e.source, e.attrs, ids)
+
+    def __repr__(self) -> str:
+        return f"DeclaredRun({self.action!r}, {self._len} changes)"
+
+
+class Changes(Sequence[Change]):
+    """A target's changes as one run per action, in ACTIONS order, each by number. A
+    read-only sequence of ``Change`` like the list it stands for (equal to it, too)."""
+
+    __slots__ = ("_runs", "_len")
+
+    def __init__(self, runs: Iterable[tuple[str, Sequence[Change]]]) -> None:
+        self._runs = [(a, r) for a, r in runs if len(r)]
+        self._len = sum(len(r) for _, r in self._runs)
+
+    def runs(self) -> list[tuple[str, Sequence[Change]]]:
+        """(action, its changes), in order, for those with any."""
+        return list(self._runs)
+
+    def of(self, action: str) -> Sequence[Change]:
+        for a, run in self._runs:
+            if a == action:
+                return run
+        return ()
+
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(ACTIONS, 0)
+        for a, run in self._runs:
+            counts[a] += len(run)
+        return counts
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __iter__(self) -> Iterator[Change]:
+        return chain.from_iterable(run for _, run in self._runs)
+
+    @overload
+    def __getitem__(self, index: int) -> Change: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Change]: ...
+    def __getitem__(self, index: int | slice) -> Change | list[Change]:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(self._len)
+            if step == 1:
+                return list(islice(self, start, stop))
+            return list(self)[index]
+        if index < 0:
+            index += self._len
+        if not 0 <= index < self._len:
+            raise IndexError("change index out of range")
+        for _, run in self._runs:
+            if index < len(run):
+                return run[index]
+            index -= len(run)
+        raise IndexError("change index out of range")  # pragma: no cover
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, str | bytes) or not isinstance(other, Sequence):
+            return NotImplemented
+        return len(self) == len(other) and all(map(operator.eq, self, other))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{a}: {len(r)}" for a, r in self._runs)
+        return f"Changes({inner})"
+
+
+def runs_of(changes: Sequence[Change]) -> list[tuple[str, Sequence[Change]]]:
+    """(action, changes) runs of a target's changes in their order: a ``Changes``'
+    own runs, or a plain list (a loaded plan, a test's) cut where the action changes."""
+    if isinstance(changes, Changes):
+        return changes.runs()
+    out: list[tuple[str, Sequence[Change]]] = []
+    start = 0
+    for i in range(1, len(changes) + 1):
+        if i == len(changes) or changes[i].action != changes[start].action:
+            out.append((changes[start].action, changes[start:i]))
+            start = i
+    return out
+
+
 @dataclass
 class TargetPlan:
     """The plan of one target."""
 
     target: Target
     live_readable: bool
-    changes: list[Change]  # in ACTIONS order (destructive first), then by number
+    #: in ACTIONS order (destructive first), then by number: a ``Changes`` from the diff,
+    #: a list from a plan file (or a test)
+    changes: Sequence[Change]
     existing: int  # entries live (or, if unreadable, in state) before the plan
     fingerprint: str  # of the live state (or state) the plan was computed from
     forget: list[str] = field(default_factory=list)  # state-only cleanups, no API call
@@ -77,9 +361,12 @@ class TargetPlan:
     def summary(self) -> dict[str, int]:
         """Changes per action (counted once: a plan is not changed after it is built)."""
         if self._counts is None:
-            counts = dict.fromkeys(ACTIONS, 0)
-            for c in self.changes:
-                counts[c.action] += 1
+            if isinstance(self.changes, Changes):
+                counts = self.changes.counts()
+            else:
+                counts = dict.fromkeys(ACTIONS, 0)
+                for c in self.changes:
+                    counts[c.action] += 1
             self._counts = counts
         return dict(self._counts)
 
@@ -88,17 +375,32 @@ class TargetPlan:
         counts = self.summary()
         return any(counts[a] for a in CHANGE_ACTIONS) or bool(self.forget)
 
+    def runs(self) -> list[tuple[str, Sequence[Change]]]:
+        """(action, changes) in plan order (``runs_of``)."""
+        return runs_of(self.changes)
+
     def write_ops(self) -> tuple[list[Op], list[Op]]:
         """(removes, adds) to send: update = remove then add; adopt/unmanaged send nothing."""
         removes: list[Op] = []
         adds: list[Op] = []
-        for c in self.changes:
-            if c.action in ("remove", "expire", "update"):
-                removes.append(Op("remove", c.number, provider_ids=c.provider_ids, source=c.source))
-            if c.action in ("add", "readd", "update"):
-                adds.append(
-                    Op("add", c.number, c.expires, c.attrs, reason=c.reason, source=c.source)
+        for action, run in self.runs():
+            if action in ("remove", "expire", "update"):
+                removes.extend(
+                    Op("remove", c.number, provider_ids=c.provider_ids, source=c.source)
+                    for c in run
                 )
+            if action in ("add", "readd", "update"):
+                if isinstance(run, DeclaredRun):  # straight from the entries: no Change
+                    adds.extend(
+                        Op("add", e.number, e.expires, e.attrs, reason=e.reason, source=e.source)
+                        for e in run.entries()
+                    )
+                else:
+                    adds.extend(
+                        Op("add", c.number, c.expires, c.attrs, reason=c.reason, source=c.source)
+                        for c in run
+                    )
+        # the old order: each change's remove and add in ACTIONS order, adds after removes
         return removes, adds
 
 
@@ -138,11 +440,30 @@ class Plan:
 def live_fingerprint(live: Mapping[str, LiveEntry] | Mapping[str, ManagedEntry]) -> str:
     """Digest of a target's live entries (numbers, attributes, ids)."""
     h = hashlib.sha256()
+    shown: dict[tuple[tuple[str, str], ...], str] = {}  # attrs -> its text (few distinct)
+    has_expiry: dict[type, bool] = {}
+    lines: list[str] = []
     for number in sorted(live):
         e = live[number]
-        expires = getattr(e, "expires", None)
-        h.update(f"{number}|{e.attrs}|{','.join(e.provider_ids) or None}|{iso(expires)}\n".encode())
+        kind = type(e)
+        if kind not in has_expiry:
+            has_expiry[kind] = hasattr(kind, "expires")
+        expires = getattr(e, "expires", None) if has_expiry[kind] else None
+        attrs = e.attrs
+        text = shown.get(attrs)
+        if text is None:
+            text = shown[attrs] = str(attrs)
+        lines.append(f"{number}|{text}|{','.join(e.provider_ids) or None}|{iso(expires)}\n")
+        if len(lines) == 8192:
+            h.update("".join(lines).encode())
+            lines.clear()
+    h.update("".join(lines).encode())
     return h.hexdigest()
+
+
+def expired_numbers(desired: Mapping[str, DesiredEntry], now: dt.datetime) -> set[str]:
+    """The declared numbers whose expiry is at or before ``now``."""
+    return {n for n, e in desired.items() if e.expires is not None and e.expires <= now}
 
 
 def plan_target(
@@ -156,6 +477,7 @@ def plan_target(
     attribute_fields: Iterable[str] = (),
     safety: Safety | None = None,
     marks_opt_outs: bool = True,
+    shared: list[SortedNumbers] | None = None,
 ) -> TargetPlan:
     """Diff one target. ``live`` is None when the provider cannot list: state stands in.
 
@@ -167,6 +489,14 @@ def plan_target(
     ``optout`` line; managed, it is forgotten from state (it is the user's now).
     ``marks_opt_outs`` False means the provider cannot tell opt-outs apart:
     adopting a number that was live before this tool managed it gets a warning.
+
+    ``shared``: the ``SortedNumbers`` of the plan's other targets, to share one sort
+    (and the expired numbers) with those that declare the same numbers; this target's
+    is added when none fits. Every mapping is keyed by number.
+
+    Only the declared numbers that are live, managed or expired are looked at one by
+    one; every other declared number is an add, and the adds are not listed (a
+    ``DeclaredRun`` over the sorted numbers, minus the ones looked at).
     """
     readable = live is not None
     if live is None:
@@ -178,65 +508,107 @@ def plan_target(
             if not (native_expiry and m.expires is not None and m.expires <= now)
         }
     attr_keys = tuple(attribute_fields)
-    changes: list[Change] = []
     forget: list[str] = []
+    declared: dict[str, list[str]] = {a: [] for a in ("expire", "readd", "adopt", "optout")}
+    ids: dict[str, list[tuple[str, ...]]] = {a: [] for a in ("expire", "adopt", "optout")}
+    updates: list[Change] = []
+    removes: list[Change] = []
+    unmanaged: list[Change] = []
 
+    pool = shared if shared is not None else []
+    order = next((o for o in pool if o.fits(desired)), None)
+    if order is None:
+        order = SortedNumbers(desired)
+        pool.append(order)
     opt_outs = frozenset(n for n, e in live.items() if e.opt_out)
-    for number, entry in desired.items():
-        expired = entry.expires is not None and entry.expires <= now
+    expired = order.expired(desired, now)
+    looked_at = desired.keys() & live.keys()
+    if managed:
+        looked_at |= desired.keys() & managed.keys()
+    for number in sorted(looked_at):  # declared, and live or managed
+        entry = desired[number]
         in_live = number in live
         in_managed = number in managed
         if number in opt_outs:
-            if not expired:
-                changes.append(_from_entry("optout", entry, live[number].provider_ids))
+            if number not in expired:
+                declared["optout"].append(number)
+                ids["optout"].append(live[number].provider_ids)
             if in_managed:
                 forget.append(number)
             continue
-        if expired:
+        if number in expired:
             if in_live and in_managed:
-                changes.append(_from_entry("expire", entry, live[number].provider_ids))
+                declared["expire"].append(number)
+                ids["expire"].append(live[number].provider_ids)
             elif in_live:
-                changes.append(_unmanaged(live[number]))
-            elif in_managed:
+                unmanaged.append(_unmanaged(live[number]))
+            else:
                 forget.append(number)
             continue
         if not in_live:
-            changes.append(_from_entry("readd" if in_managed else "add", entry))
+            declared["readd"].append(number)  # managed, not live: drift
             continue
-        before = _differences(entry, live[number], managed.get(number), attr_keys, native_expiry)
+        have = live[number]
+        m = managed.get(number)
+        if _unchanged(entry, have, m, attr_keys, native_expiry):
+            before = None
+        else:
+            before = _differences(entry, have, m, attr_keys, native_expiry)
         if before:
-            changes.append(_from_entry("update", entry, live[number].provider_ids, before))
+            updates.append(_from_entry("update", entry, have.provider_ids, before))
         elif not in_managed:
-            changes.append(_from_entry("adopt", entry, live[number].provider_ids))
+            declared["adopt"].append(number)
+            ids["adopt"].append(have.provider_ids)
 
-    for number, entry in live.items():
-        if number in desired:
-            continue
+    undeclared_unmanaged: list[Change] = []
+    for number in sorted([n for n in live if n not in desired]):
+        entry = live[number]
         m = managed.get(number)
         if entry.unparsed:
-            changes.append(_unmanaged(entry))  # which number it is cannot be told
+            undeclared_unmanaged.append(_unmanaged(entry))  # which number it is cannot be told
         elif entry.opt_out:
-            changes.append(_unmanaged(entry))
+            undeclared_unmanaged.append(_unmanaged(entry))
             if m is not None:
                 forget.append(number)
         elif m is not None:
-            changes.append(
+            removes.append(
                 Change(
                     "remove", number, m.reason, m.expires, m.source, entry.attrs, entry.provider_ids
                 )
             )
         elif target.exclusive:
-            changes.append(
+            removes.append(
                 Change("remove", number, None, None, "", entry.attrs, entry.provider_ids)
             )
         else:
-            changes.append(_unmanaged(entry))
-    for number in managed:
-        if number not in live and number not in desired:
-            forget.append(number)
+            undeclared_unmanaged.append(_unmanaged(entry))
+    if managed:
+        forget.extend(n for n in managed if n not in live and n not in desired)
+    if unmanaged and undeclared_unmanaged:
+        unmanaged.extend(undeclared_unmanaged)
+        unmanaged.sort(key=operator.attrgetter("number"))
+    else:
+        unmanaged = unmanaged or undeclared_unmanaged
 
-    order = {a: i for i, a in enumerate(ACTIONS)}
-    changes.sort(key=lambda c: (order[c.action], c.number))
+    # the adds: every other declared number (expired ones not looked at are nothing)
+    count = len(desired) - len(looked_at) - len(expired) + len(expired & looked_at)
+    adds = DeclaredRun("add", desired, order=order, skip=(looked_at, expired), count=count)
+
+    def run(action: str) -> DeclaredRun:
+        return DeclaredRun(action, desired, declared[action], ids.get(action))
+
+    changes = Changes(
+        [
+            ("remove", removes),
+            ("expire", run("expire")),
+            ("update", updates),
+            ("readd", run("readd")),
+            ("add", adds),
+            ("adopt", run("adopt")),
+            ("optout", run("optout")),
+            ("unmanaged", unmanaged),
+        ]
+    )
     plan = TargetPlan(
         target=target,
         live_readable=readable,
@@ -245,6 +617,7 @@ def plan_target(
         fingerprint=live_fingerprint(live if readable else managed),
         forget=sorted(forget),
         opt_outs=opt_outs,
+        _counts=changes.counts(),  # counted while building: the runs know their sizes
     )
     plan.unsafe_reasons = safety_problems(plan, safety or Safety())
     adopts = plan.count("adopt")
@@ -279,6 +652,21 @@ def _unmanaged(entry: LiveEntry) -> Change:
     return Change("unmanaged", entry.number, None, None, "", entry.attrs, entry.provider_ids)
 
 
+def _unchanged(
+    entry: DesiredEntry,
+    live: LiveEntry,
+    managed: ManagedEntry | None,
+    attr_keys: tuple[str, ...],
+    native_expiry: bool,
+) -> bool:
+    """True when ``_differences`` would find nothing, told without building its dicts
+    (a plan after an apply compares every declared number): the same attributes (or
+    none compared), and the same expiry where it is compared."""
+    if attr_keys and entry.attrs != live.attrs:
+        return False
+    return not native_expiry or managed is None or entry.expires == managed.expires
+
+
 def _differences(
     entry: DesiredEntry,
     live: LiveEntry,
@@ -305,8 +693,8 @@ def _differences(
 def safety_problems(plan: TargetPlan, safety: Safety) -> list[str]:
     """Why a target's plan is unsafe (octoDNS-style thresholds), or []."""
     existing = plan.existing
-    if existing < safety.min_existing:
-        return []
+    if existing < safety.min_existing or existing == 0:
+        return []  # no share of nothing (``min_existing: 0`` must not divide by zero)
     reasons = []
     removing = plan.count("remove") + plan.count("expire")
     if removing > safety.max_remove_fraction * existing:

@@ -18,16 +18,18 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import __version__
-from .atomic import write_atomic
+from .atomic import atomic_file
+from .domain import DesiredEntry
 from .errors import BlocklistError
 from .expiry import iso
-from .plan import ACTIONS, Change, Plan, TargetPlan
+from .plan import ACTIONS, Change, DeclaredRun, Plan, TargetPlan, runs_of
 from .views.format import instant, mask_number, mask_text
 
 #: version of the document; a reader refuses newer ones
@@ -116,7 +118,19 @@ def plan_schema() -> dict[str, object]:
 
 
 def plan_to_dict(plan: Plan, *, mask: bool = False) -> dict[str, object]:
-    """The plan document as plain data (what ``PlanDocument`` validates)."""
+    """The plan document as plain data (what ``PlanDocument`` validates). Built whole:
+    for tests and small plans; ``write_plan_document`` writes the same without it."""
+    return {
+        **_plan_head(plan, mask),
+        "targets": [
+            {**_target_head(tp, mask), "changes": [change_dict(c, mask) for c in tp.changes]}
+            for tp in plan.targets
+        ],
+    }
+
+
+def _plan_head(plan: Plan, mask: bool) -> dict[str, object]:
+    """The document's fields before ``targets`` (the last one)."""
     return {
         "format_version": FORMAT_VERSION,
         "kind": PLAN_KIND,
@@ -131,11 +145,11 @@ def plan_to_dict(plan: Plan, *, mask: bool = False) -> dict[str, object]:
         "lineage": plan.lineage,
         "serial": plan.serial,
         "summary": plan.summary(),
-        "targets": [_target_dict(tp, mask) for tp in plan.targets],
     }
 
 
-def _target_dict(tp: TargetPlan, mask: bool) -> dict[str, object]:
+def _target_head(tp: TargetPlan, mask: bool) -> dict[str, object]:
+    """A target's fields before ``changes`` (the last one)."""
     t = tp.target
     hide: Callable[[str], str] = mask_text if mask else str
     return {
@@ -153,7 +167,6 @@ def _target_dict(tp: TargetPlan, mask: bool) -> dict[str, object]:
         "opt_outs": [mask_number(n) if mask else n for n in sorted(tp.opt_outs)],
         "summary": tp.summary(),
         "forget": [mask_number(n) for n in tp.forget] if mask else list(tp.forget),
-        "changes": [change_dict(c, mask) for c in tp.changes],
     }
 
 
@@ -185,46 +198,197 @@ def plan_document_text(plan: Plan, *, mask: bool = False) -> str:
     """The document as indented JSON with one compact change per line (no trailing
     newline). ASCII only (``\\uXXXX`` escapes), so it survives any terminal, pipe or
     file encoding; ``json.loads`` gives ``plan_to_dict`` back."""
-    return "".join(_document_chunks(plan_to_dict(plan, mask=mask)))
+    parts: list[str] = []
+    write_plan_document(plan, parts.append, mask=mask)
+    return "".join(parts)
 
 
-def _document_chunks(doc: dict[str, object]) -> Iterator[str]:
-    """Objects indented by two spaces, except changes: one compact object per line.
+def write_plan_document(
+    plan: Plan, write: Callable[[str], object], *, mask: bool = False, block: int = 1 << 20
+) -> None:
+    """Write the document (``plan_document_text``) to ``write`` in blocks of about
+    ``block`` characters, never whole in memory (a plan of a million numbers is five
+    million change lines)."""
+    blocks = _Blocks(write, block)
+    _write_document(plan, blocks.write, mask)
+    blocks.flush()
 
-    ``json.dumps(indent=2)`` runs in pure Python (≈8-12 s for 1 M changes); the change
-    lines here take ≈1.2 s."""
+
+class _Blocks:
+    """Pieces of text handed on in blocks of about ``size`` characters."""
+
+    def __init__(self, write: Callable[[str], object], size: int) -> None:
+        self.out = write
+        self.size = size
+        self.parts: list[str] = []
+        self.held = 0
+
+    def write(self, text: str) -> None:
+        self.parts.append(text)
+        self.held += len(text)
+        if self.held >= self.size:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.parts:
+            self.out("".join(self.parts))
+            self.parts.clear()
+            self.held = 0
+
+
+#: change lines handed to ``write`` at a time (about 130 kB)
+_LINES_PER_WRITE = 1000
+UTC = dt.UTC
+#: what comes before an item of an indented object or list: the first, any other
+_NEXT = ("\n", ",\n")
+
+
+def _write_document(plan: Plan, write: Callable[[str], object], mask: bool) -> None:
+    """The document (no trailing newline), in pieces: objects indented by two spaces,
+    except changes, one compact object per line, encoded straight from the plan (no
+    dict per change).
+
+    ``json.dumps(indent=2)`` runs in pure Python; the fields here are encoded with the
+    C string encoder ``json`` itself uses, so each line is what ``json.dumps`` writes
+    for its ``change_dict`` (a differential test holds them to it)."""
     encode = _compact_encoder()
-
-    def obj(d: dict[str, object], pad: str) -> Iterator[str]:
-        inner = pad + "  "
-        yield "{\n"
-        for i, (key, value) in enumerate(d.items()):
-            if i:
-                yield ",\n"
-            yield f"{inner}{encode(key)}: "
-            if key == "targets" and isinstance(value, list) and value:
-                yield "[\n"
-                for j, t in enumerate(value):
-                    yield (",\n" if j else "") + inner + "  "
-                    yield from obj(t, inner + "  ")
-                yield f"\n{inner}]"
-            elif key == "changes" and isinstance(value, list) and value:
-                yield "[\n"
-                yield ",\n".join(inner + "  " + encode(c) for c in value)
-                yield f"\n{inner}]"
+    write("{")
+    for i, (key, value) in enumerate(_plan_head(plan, mask).items()):
+        write(f"{_NEXT[bool(i)]}  {encode(key)}: {encode(value)}")
+    write(',\n  "targets": ')
+    if not plan.targets:
+        write("[]")
+    else:
+        write("[")
+        lines = _ChangeLines(encode, mask)
+        for j, tp in enumerate(plan.targets):
+            write(f"{_NEXT[bool(j)]}    {{")
+            for i, (key, value) in enumerate(_target_head(tp, mask).items()):
+                write(f"{_NEXT[bool(i)]}      {encode(key)}: {encode(value)}")
+            write(',\n      "changes": ')
+            if not len(tp.changes):
+                write("[]")
             else:
-                yield encode(value)
-        yield f"\n{pad}}}"
+                write("[\n")
+                lines.write(tp, write)
+                write("\n      ]")
+            write("\n    }")
+        write("\n  ]")
+    write("\n}")
 
-    yield from obj(doc, "")
+
+class _ChangeLines:
+    """The change lines of a target, each ``json.dumps(change_dict(c))`` indented by
+    eight spaces, made from the fields with the values that repeat (reasons, expiries,
+    attributes) encoded once."""
+
+    _PAD = "        "
+    _CACHED = 4096  # distinct values kept per field (free-text reasons need not repeat)
+
+    def __init__(self, encode: Callable[[object], str], mask: bool) -> None:
+        self.encode = encode
+        self.mask = mask
+        self.string = json.encoder.encode_basestring_ascii
+        self.reasons: dict[str | None, str] = {}
+        self.instants: dict[dt.datetime | None, str] = {}
+        self.attrs: dict[tuple[tuple[str, str], ...], str] = {}
+
+    def write(self, tp: TargetPlan, write: Callable[[str], object]) -> None:
+        first = True
+        for action, run in runs_of(tp.changes):
+            if isinstance(run, DeclaredRun):
+                blocks = self._declared(action, run)
+            else:
+                made = map(self.line, run)
+                blocks = iter(lambda: list(islice(made, _LINES_PER_WRITE)), [])  # noqa: B023
+            for lines in blocks:
+                write(("" if first else ",\n") + ",\n".join(lines))
+                first = False
+
+    def _declared(self, action: str, run: DeclaredRun) -> Iterator[str]:
+        """Lines straight from the declared entries of a run (never an update: no
+        ``changes`` key), made in the order ``DeclaredRun.mapped`` reads them."""
+        string, reason_of, instant_of, attrs_of = self.string, self.reason, self.instant, self.attr
+        reasons, instants = self.reasons.get, self.instants.get  # hits, without a call
+        head = f'{self._PAD}{{"action": {string(action)}, "number": '
+        hide = mask_number if self.mask else None
+
+        def line(e: DesiredEntry, ids: tuple[str, ...]) -> str:
+            try:
+                number = string(hide(e.number) if hide else e.number)
+                source = string(e.source) if e.source else "null"
+                reason = reasons(e.reason) or reason_of(e.reason)
+                expires = e.expires
+                when = instants(expires) if expires is None or expires.tzinfo is UTC else None
+                tail = (attrs_of(e.attrs) if e.attrs else "") + (self.ids(ids) if ids else "")
+                return (
+                    f'{head}{number}, "reason": {reason}, "expires": '
+                    f'{when or instant_of(expires)}, "source": {source}{tail}}}'
+                )
+            except TypeError:  # a value the fast path does not know: the plain encoder
+                c = Change(action, e.number, e.reason, e.expires, e.source, e.attrs, ids)
+                return self._PAD + self.encode(change_dict(c, self.mask))
+
+        return run.mapped(line, _LINES_PER_WRITE * 64)
+
+    def line(self, c: Change) -> str:
+        string = self.string
+        try:
+            number = string(mask_number(c.number) if self.mask else c.number)
+            source = string(c.source) if c.source else "null"
+            tail = (self.attr(c.attrs) if c.attrs else "") + (
+                self.ids(c.provider_ids) if c.provider_ids else ""
+            )
+            if c.before is not None:
+                before = [{"attribute": k, "from": old, "to": c.after(k)} for k, old in c.before]
+                tail += f', "changes": {self.encode(before)}'
+            return (
+                f'{self._PAD}{{"action": {string(c.action)}, "number": {number}, "reason": '
+                f'{self.reason(c.reason)}, "expires": {self.instant(c.expires)}, "source": '
+                f"{source}{tail}}}"
+            )
+        except TypeError:
+            return self._PAD + self.encode(change_dict(c, self.mask))
+
+    def reason(self, reason: str | None) -> str:
+        text = self.reasons.get(reason)
+        if text is None:
+            shown = mask_text(reason) if (self.mask and reason) else reason
+            text = "null" if shown is None else self.string(shown)
+            if len(self.reasons) < self._CACHED:
+                self.reasons[reason] = text
+        return text
+
+    def instant(self, value: dt.datetime | None) -> str:
+        # cached for UTC instants only: an equal instant in a zone whose offset has a
+        # fraction of a second shows its local fraction (``_instant_or_none``)
+        utc = value is None or value.tzinfo is dt.UTC
+        text = self.instants.get(value) if utc else None
+        if text is None:
+            shown = _instant_or_none(value)
+            text = "null" if shown is None else self.string(shown)
+            if utc and len(self.instants) < self._CACHED:
+                self.instants[value] = text
+        return text
+
+    def attr(self, attrs: tuple[tuple[str, str], ...]) -> str:
+        text = self.attrs.get(attrs)
+        if text is None:
+            text = f', "attrs": {self.encode(dict(attrs))}'
+            if len(self.attrs) < self._CACHED:
+                self.attrs[attrs] = text
+        return text
+
+    def ids(self, ids: tuple[str, ...]) -> str:
+        return f', "provider_ids": {self.encode(list(ids))}'
 
 
 def _compact_encoder() -> Callable[[object], str]:
     """``json.dumps`` with default settings, minus its per-call set-up.
 
-    ``JSONEncoder.encode`` builds a fresh C encoder on every call (≈3 s for 1 M changes);
-    one C encoder built once (``json.encoder.c_make_encoder``, what ``encode`` itself
-    uses) does the same in ≈1.2 s. Falls back to the public API where it is missing.
+    ``JSONEncoder.encode`` builds a fresh C encoder on every call; one C encoder built
+    once (``json.encoder.c_make_encoder``, what ``encode`` itself uses) does the same
+    at a third of the cost. Falls back to the public API where it is missing.
     """
     public = json.JSONEncoder(check_circular=False).encode
     make = getattr(json.encoder, "c_make_encoder", None)
@@ -250,12 +414,13 @@ def save_plan(
     plan: Plan, path: str | os.PathLike[str], *, desired_digest: str | None = None
 ) -> None:
     """Write ``plan`` to ``path`` atomically, readable by its owner only (it lists
-    every number in full). ``desired_digest``, when given, is recorded instead of
-    ``plan.desired_digest``."""
+    every number in full), streamed: never whole in memory. ``desired_digest``, when
+    given, is recorded instead of ``plan.desired_digest``."""
     if desired_digest is not None:
         plan.desired_digest = desired_digest
-    text = plan_document_text(plan, mask=False) + "\n"
-    write_atomic(path, text, encoding="ascii", mode=0o600)
+    with atomic_file(path, mode=0o600) as fh:
+        write_plan_document(plan, lambda text: fh.write(text.encode("ascii")))
+        fh.write(b"\n")
 
 
 # -- reading ----------------------------------------------------------------------------------

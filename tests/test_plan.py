@@ -184,3 +184,10 @@ def test_dropping_an_expiry_is_an_update_on_native_expiry_providers() -> None:
     assert actions(tp) == {"update": [NUMBERS[0]]}
     assert tp.changes[0].before == (("expires", "2026-12-22T00:00:00Z"),)
     assert tp.changes[0].after("expires") is None
+
+
+def test_thresholds_from_zero_entries_do_not_divide_by_zero() -> None:
+    # min_existing: 0 is allowed; a target with nothing live has no share to exceed
+    desired = {n: d(n) for n in NUMBERS[:3]}
+    tp = plan_target(T, desired, {}, {}, NOW, safety=Safety(min_existing=0))
+    assert tp.safe and tp.count("add") == 3

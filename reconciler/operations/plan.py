@@ -16,7 +16,7 @@ from ..desired import Desired, load_desired
 from ..errors import CredentialError
 from ..plan import Plan
 from ..state import StateBackend
-from .common import build_plan, make_plan, managed_of, open_run_state, select_targets
+from .common import build_plan, managed_of, open_run_state, refresh_targets, select_targets
 from .ui import UI
 
 
@@ -42,8 +42,14 @@ async def run_plan(options: PlanOptions, ui: UI | None = None) -> PlanResult:
     state = _plan_state(desired, options, ui)
     try:
         if options.refresh:
+            managed = managed_of(state, chosen)
             async with Connections(desired.config, options.directory) as conns:
-                the_plan, _ = await make_plan(desired, conns, chosen, state, now, ui)
+                live = await refresh_targets(conns, chosen, ui)
+            # the in-process emulators hold every live entry again (~190 MB at a million
+            # numbers), and the adapters what only apply needs: gone before the diff
+            del conns
+            the_plan = build_plan(desired, chosen, live, managed, now, state)
+            del live, managed  # the plan keeps what it shows, not the live entries
         else:
             # no credential, no request: state stands in for every target's live state,
             # as it does for a provider that cannot list (a fork's pull request has no

@@ -19,7 +19,7 @@ from __future__ import annotations
 import heapq
 import html
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 
@@ -188,11 +188,18 @@ def _attrs_text(attrs: Iterable[tuple[str, str]]) -> str:
     return " ".join(f"{k}={v}" for k, v in attrs)
 
 
-def _listed(tp: TargetPlan, verbose: bool) -> list[Change]:
-    """The change lines of a target: unmanaged entries are a count unless ``verbose``."""
-    if verbose or not tp.count("unmanaged"):
-        return tp.changes
-    return [c for c in tp.changes if c.action != "unmanaged"]
+def _listed(tp: TargetPlan, verbose: bool, start: int = 0) -> Iterator[Change]:
+    """The change lines of a target from the ``start``-th on, lazily (views show a
+    prefix of plans that may hold millions): unmanaged entries are a count unless
+    ``verbose``. Whole runs before ``start`` are skipped without reading them."""
+    for action, run in tp.runs():
+        if action == "unmanaged" and not verbose:
+            continue
+        if start >= len(run):
+            start -= len(run)
+            continue
+        yield from islice(run, start, None) if start else run
+        start = 0
 
 
 def _count_text(action: str, n: int, more: str = "") -> str:
@@ -485,13 +492,13 @@ def _target_text(
     if lines:
         listed = _listed(tp, verbose)
         # the changes are in ACTIONS order: the first lines are the destructive ones
-        shown = listed if max_lines is None else listed[: max(max_lines, 0)]
+        shown = list(listed) if max_lines is None else list(islice(listed, max(max_lines, 0)))
         plan_lines = [PlanLine(c) for c in shown]
         columns = _Columns(plan_lines, mask, by_number=False)
         for line in plan_lines:
             out.append("  " + style(columns.line(line, _mark(line.action)), **STYLES[line.action]))
-        if len(listed) > len(shown):
-            hidden = Counter(c.action for c in listed[len(shown) :])
+        hidden = _listed_of(tp, verbose) - Counter(c.action for c in shown)
+        if hidden:
             out.append(f"  …and {_more_text(hidden)} {FULL_HINT}")
 
     summary = tp.summary()
@@ -831,14 +838,15 @@ class _TargetSection:
 
     def __init__(self, tp: TargetPlan, mask: bool, *, folded: bool) -> None:
         self.tp = tp
-        self.changes = _listed(tp, verbose=False)
         n_destructive = sum(tp.count(a) for a in DESTRUCTIVE_ACTIONS)
         # columns are sized on the lines that can be shown at all, not on every change
         self.columns = _Columns(
-            [PlanLine(c) for c in self.changes[:_MARKDOWN_MAX_LINES]], mask, by_number=False
+            [PlanLine(c) for c in islice(_listed(tp, False), _MARKDOWN_MAX_LINES)],
+            mask,
+            by_number=False,
         )
-        self.destructive = _Lines(self._texts(self.changes[:n_destructive]))
-        self.rest = _Lines(self._texts(self.changes[n_destructive:]))
+        self.destructive = _Lines(self._texts(islice(_listed(tp, False), n_destructive)))
+        self.rest = _Lines(self._texts(_listed(tp, False, n_destructive)))
         name = _md_code(tp.target.name)
         pre = _target_notes(tp, mask)
         summary = html.escape(summary_text(tp.summary(), len(tp.forget)), quote=False)
@@ -862,7 +870,7 @@ class _TargetSection:
         counts.pop("unmanaged", None)
         return +counts
 
-    def _texts(self, changes: list[Change]) -> Iterator[tuple[str, PlanLine]]:
+    def _texts(self, changes: Iterable[Change]) -> Iterator[tuple[str, PlanLine]]:
         for c in changes:
             line = PlanLine(c)
             yield self.columns.line(line, DIFF_MARKS[c.action]).replace("```", "'''") + "\n", line
@@ -886,3 +894,11 @@ def render_json(plan: Plan, *, mask: bool) -> str:
     from ..planfile import plan_document_text
 
     return plan_document_text(plan, mask=mask)
+
+
+def write_json(plan: Plan, write: Callable[[str], object], *, mask: bool) -> None:
+    """``render_json`` handed to ``write`` in blocks (a plan of a million numbers is
+    hundreds of megabytes of JSON: never built whole)."""
+    from ..planfile import write_plan_document
+
+    write_plan_document(plan, write, mask=mask)
