@@ -160,12 +160,23 @@ def run_async(
 
 
 def terminal_ui(
-    no_color: bool, mask: bool = False, verbose: bool = False, allow_unsafe: bool = False
+    no_color: bool,
+    mask: bool = False,
+    verbose: bool = False,
+    allow_unsafe: bool = False,
+    *,
+    full: bool = False,
+    by: str = "number",
 ) -> Any:
     from .views.terminal import TerminalUI, color_wanted
 
     return TerminalUI(
-        color=color_wanted(no_color), mask=mask, verbose=verbose, allow_unsafe=allow_unsafe
+        color=color_wanted(no_color),
+        mask=mask,
+        verbose=verbose,
+        allow_unsafe=allow_unsafe,
+        full=full,
+        by=by,
     )
 
 
@@ -200,7 +211,8 @@ def echo_plan(
 
 
 def layout_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``--full`` and ``--by`` of the commands that render a plan (plan, show)."""
+    """``--full`` and ``--by`` of the commands that render a plan (plan, show, and
+    apply for the plan it shows before asking)."""
     fn = click.option(
         "--by",
         "by",
@@ -420,6 +432,7 @@ def show(
 @click.option(
     "--report", type=click.Path(dir_okay=False, path_type=Path), help="Write the report as JSON."
 )
+@layout_options
 def apply(
     planfile: Path | None,
     directory: Path,
@@ -433,6 +446,8 @@ def apply(
     lock_timeout: float | None,
     init_state: bool,
     report: Path | None,
+    full: bool,
+    by: str,
 ) -> None:
     """Apply a saved plan (only if it is still the plan), or plan now and ask.
 
@@ -456,7 +471,7 @@ def apply(
         lock_timeout=lock_timeout,
         init_state=init_state,
     )
-    ui = terminal_ui(no_color, mask_numbers, verbose, allow_unsafe)
+    ui = terminal_ui(no_color, mask_numbers, verbose, allow_unsafe, full=full, by=by)
     result, stopped_by = run_async(lambda stop: run_apply(options, ui, stop), graceful=True)
     if result.cancelled:
         click.echo("Apply cancelled.")

@@ -120,3 +120,22 @@ def test_plan_takes_by(project: Path) -> None:
     assert by_target.stdout.startswith("# kaleyra/sms")
     by_number = run(main, ["plan", "--no-color", "--target", "kaleyra", "--target", "lox24"])
     assert "→ kaleyra/sms, lox24/7116" in by_number.stdout
+
+
+def test_apply_shows_its_plan_by_target_and_in_full_when_asked(project: Path) -> None:
+    # the plan shown before apply asks (or applies with --auto-approve) takes the same
+    # layout options as `plan`: a reviewer of a big change sees every line with --full
+    extra = "".join(f'  - "+9198765{i:05d}"\n' for i in range(60))
+    fraud = project / "blocklists" / "fraud.yaml"
+    fraud.write_text(fraud.read_text() + extra)
+    run = CliRunner().invoke
+    args = ["apply", "--auto-approve", "--no-color", "--target", "kaleyra"]
+    cut = run(main, [*args, "--by", "target"])
+    assert cut.exit_code == 0, cut.output
+    assert cut.stdout.startswith("# kaleyra/sms") and "→" not in cut.stdout
+    assert "…and " in cut.stdout
+    fraud.write_text(fraud.read_text() + extra.replace("98765", "98764"))
+    whole = run(main, [*args, "--full"])
+    assert whole.exit_code == 0, whole.output
+    assert "…and " not in whole.stdout
+    assert all(f"+9198764{i:05d}" in whole.stdout for i in range(60))

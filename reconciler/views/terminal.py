@@ -131,6 +131,8 @@ class TerminalUI:
         mask: bool = False,
         verbose: bool = False,
         allow_unsafe: bool = False,
+        full: bool = False,
+        by: str = "number",
         show: Callable[[Plan], str] | None = None,
         ask: Callable[[str], str] | None = None,
     ) -> None:
@@ -138,6 +140,8 @@ class TerminalUI:
         self.mask = mask
         self.verbose = verbose
         self.allow_unsafe = allow_unsafe
+        self.full = full  # every change line of the plan shown before the prompt
+        self.by = by
         self._show = show
         self._ask = ask or (lambda text: click.prompt(text, default="", show_default=False))
 
@@ -155,6 +159,8 @@ class TerminalUI:
                 mask=self.mask,
                 verbose=self.verbose,
                 allow_unsafe=self.allow_unsafe,
+                max_lines=None if self.full else 50,
+                by=self.by,
             )
         )
 
