@@ -16,9 +16,20 @@ it passes or fails nothing.
     python benchmarks/plan_bench.py                            # 10k, 100k, 1M
     python benchmarks/plan_bench.py --sizes 100000 --profile   # + cProfile top-15 (100k)
     python benchmarks/plan_bench.py --keep /tmp/bench          # keep the generated data
+    python benchmarks/plan_bench.py --sizes 100000 --no-stages # whole processes only
 
-Goals (issue 10): a 100 000-number plan in under 3 s and a 1 000 000-number
-plan in under 30 s using under 1.5 GB, on 2 cores.
+Then, for each size, the commands a user types, each as a whole process of its
+own (interpreter start, imports, sandbox files, plan, output): ``blocklist plan
+--format text``, ``--format json`` and ``plan --out``, with wall time, CPU
+seconds (user + system) and peak RSS from ``getrusage`` of a small launcher's
+only child; beside them, in the same run, the bare libyaml event parse of the
+same list files (``yaml.parse`` with the C loader: the floor any YAML-reading
+tool pays).
+
+Goals (issue 18): ``plan --format text`` of 100 000 entries <= 1.5 s wall and
+<= 3x the libyaml parse; 1 000 000: <= 20 CPU s and <= 1.0 GB peak RSS,
+``--format json`` and ``--out`` <= 30 s with peak RSS <= the text plan's +
+100 MB; peak RSS per 100 000 numbers at 100 000 and 1 000 000 within 20 %.
 """
 
 from __future__ import annotations
@@ -436,6 +447,100 @@ def child(base: Path, profile: bool, gc_off: bool = False) -> None:
     emit("RESULT", results)
 
 
+# -- whole processes: what a user types ------------------------------------------------------
+
+#: a launcher of one command: its own RSS is small, so ``RUSAGE_CHILDREN`` of the command
+#: it waits for is the command's alone (Linux carries a parent's high-water mark into a
+#: child it forks or execs, so the benchmark, which holds the generated data, cannot ask)
+LAUNCHER = """
+import json, os, resource, subprocess, sys, time
+cmd, cwd, out = json.loads(sys.argv[1])
+started = time.perf_counter()
+with open(out or os.devnull, "wb") as sink:
+    done = subprocess.run(cmd, cwd=cwd, stdout=sink, stderr=subprocess.PIPE)
+wall = time.perf_counter() - started
+code, err = done.returncode, done.stderr.decode(errors="replace")
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"wall": wall, "cpu": ru.ru_utime + ru.ru_stime,
+                  "rss": ru.ru_maxrss / 1024, "code": code, "error": err[-400:] if code else ""}))
+"""
+
+#: the bare libyaml event parse of the list files, in a fresh process
+LIBYAML = """
+import json, sys, time, resource
+from pathlib import Path
+import yaml
+files = sorted(Path(sys.argv[1]).glob("*.yaml"))
+started, cpu = time.perf_counter(), time.process_time()
+events = 0
+for f in files:
+    with open(f, "rb") as fh:
+        for _ in yaml.parse(fh, Loader=yaml.CSafeLoader):
+            events += 1
+print(json.dumps({"wall": time.perf_counter() - started, "cpu": time.process_time() - cpu,
+                  "events": events, "libyaml": yaml.__with_libyaml__}))
+"""
+
+
+def blocklist_command() -> list[str]:
+    """The console script beside this interpreter (as installed), else the same entry."""
+    script = Path(sys.executable).with_name("blocklist")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from reconciler.cli import main; main()"]
+
+
+def launch(args: list[str], cwd: Path, out: Path | None = None) -> dict[str, Any]:
+    """One command as a whole process: wall, CPU s (user + system), peak RSS MiB, exit."""
+    payload = json.dumps([blocklist_command() + args, str(cwd), str(out) if out else None])
+    done = subprocess.run(
+        [sys.executable, "-c", LAUNCHER, payload], capture_output=True, text=True, check=True
+    )
+    return json.loads(done.stdout)
+
+
+def whole_processes(base: Path) -> dict[str, dict[str, Any]]:
+    """``blocklist plan`` as a user runs it (text, json, --out), and the libyaml floor."""
+    root = base / "blocklists"
+    done = subprocess.run(
+        [sys.executable, "-c", LIBYAML, str(root)], capture_output=True, text=True, check=True
+    )
+    out: dict[str, dict[str, Any]] = {"libyaml": json.loads(done.stdout)}
+    out["text"] = launch(["plan", "--format", "text", "--no-color"], base)
+    out["json"] = launch(["plan", "--format", "json"], base)
+    plan_file = base / "plan.json"
+    out["out"] = launch(["plan", "--no-color", "--out", str(plan_file)], base)
+    out["out"]["bytes"] = plan_file.stat().st_size if plan_file.exists() else 0
+    plan_file.unlink(missing_ok=True)
+    return out
+
+
+def report_processes(n: int, runs: dict[str, dict[str, Any]]) -> None:
+    floor = runs["libyaml"]
+    print(f"\n   whole processes, N = {fmt_n(n)} ({os.getloadavg()[0]:.2f} load average)")
+    print(f"   {'command':<54} {'wall s':>7} {'CPU s':>7} {'peak RSS':>10} {'exit':>5}")
+    labels = {
+        "text": "blocklist plan --format text",
+        "json": "blocklist plan --format json",
+        "out": "blocklist plan --out plan.json",
+    }
+    for key, label in labels.items():
+        r = runs[key]
+        print(f"   {label:<54} {r['wall']:7.2f} {r['cpu']:7.2f} {r['rss']:6.0f} MiB {r['code']:>5}")
+    print(
+        f"   {'libyaml event parse of the same files (C loader)':<54} "
+        f"{floor['wall']:7.2f} {floor['cpu']:7.2f}"
+    )
+    text = runs["text"]
+    print(
+        f"   text plan / libyaml parse: {text['wall'] / floor['wall']:.2f}x wall, "
+        f"{text['cpu'] / floor['cpu']:.2f}x CPU; peak RSS per 100 000 numbers: "
+        f"{text['rss'] / (n / 100_000):.0f} MiB; json - text RSS: "
+        f"{runs['json']['rss'] - text['rss']:+.0f} MiB, --out - text RSS: "
+        f"{runs['out']['rss'] - text['rss']:+.0f} MiB"
+    )
+
+
 # -- the parent: generate, run a child per size, print -----------------------------------------
 
 STAGES = ("load", "refresh", "diff", "render_text", "render_markdown", "render_json")
@@ -642,6 +747,9 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="what-if: run the children with Python's cyclic GC disabled (gc.disable())",
     )
+    parser.add_argument(
+        "--no-stages", action="store_true", help="only the whole processes, not the stages"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -654,6 +762,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.gc_off:
         print("WHAT-IF: the children run with the cyclic garbage collector disabled")
     summary = []
+    processes: list[tuple[int, dict[str, dict[str, Any]]]] = []
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="plan-bench-"))
     try:
         for n in sizes:
@@ -661,13 +770,17 @@ def main(argv: list[str] | None = None) -> None:
             print(f"\n-- generating {fmt_n(n)} numbers in {base} …", flush=True)
             meta = write_dataset(base, n)
             print(f"   generated in {meta['generate_s']:.1f} s (not counted)", flush=True)
-            res, other, stopped, wall = run_child(
-                base, False, args.timeout, args.max_rss_gib, args.gc_off
-            )
-            for line in other:
-                print(f"   | {line}")
-            summary.append(report(n, meta, res, stopped))
-            print(f"   child process wall time (incl. interpreter and imports): {wall:.2f} s")
+            if not args.no_stages:
+                res, other, stopped, wall = run_child(
+                    base, False, args.timeout, args.max_rss_gib, args.gc_off
+                )
+                for line in other:
+                    print(f"   | {line}")
+                summary.append(report(n, meta, res, stopped))
+                print(f"   child process wall time (incl. interpreter and imports): {wall:.2f} s")
+            runs = whole_processes(base)
+            report_processes(n, runs)
+            processes.append((n, runs))
             if not args.keep:
                 shutil.rmtree(base, ignore_errors=True)
         if args.profile:
@@ -702,6 +815,26 @@ def main(argv: list[str] | None = None) -> None:
             f"   {fmt_n(s['n']):>10} {s['total']:8.2f} {s['cpu']:7.2f} {s['plan_text']:11.2f} "
             f"{s['peak']:13.0f}  {goal_text}{note}"
         )
+    if processes:
+        print("\n== whole processes (issue 18 goals) ==")
+        print(
+            f"   {'N':>10} {'text wall':>9} {'text CPU':>8} {'x libyaml':>9} {'RSS MiB':>8} "
+            f"{'MiB/100k':>8} {'json s':>7} {'json RSS':>8} {'--out s':>7} {'--out RSS':>9}"
+        )
+        for n, r in processes:
+            t, j, o = r["text"], r["json"], r["out"]
+            print(
+                f"   {fmt_n(n):>10} {t['wall']:9.2f} {t['cpu']:8.2f} "
+                f"{t['wall'] / r['libyaml']['wall']:9.2f} {t['rss']:8.0f} "
+                f"{t['rss'] / (n / 100_000):8.0f} {j['wall']:7.2f} {j['rss']:8.0f} "
+                f"{o['wall']:7.2f} {o['rss']:9.0f}"
+            )
+        per = {n: r["text"]["rss"] / (n / 100_000) for n, r in processes}
+        if 100_000 in per and 1_000_000 in per:
+            print(
+                f"   RSS per 100 000 at 1 000 000 vs at 100 000: "
+                f"{per[1_000_000] / per[100_000] - 1:+.0%} (goal: within 20 %)"
+            )
 
 
 if __name__ == "__main__":
