@@ -1,6 +1,6 @@
 """What do the other commands that load the desired state cost, as whole processes?
 
-``blocklist validate`` (offline: load and check), ``blocklist audit`` (load,
+``blocklist plan`` (text, ``--format json``, ``--out``), ``blocklist validate`` (offline: load and check), ``blocklist audit`` (load,
 refresh every target, report) and ``blocklist import TARGET`` (load, refresh one
 target, write a list file, load again) on ``plan_bench.py``'s data: 100 000
 long-form entries in one list for five sandbox targets, the in-process
@@ -44,6 +44,10 @@ import plan_bench  # noqa: E402  (the data generator, shared)
 AT = "2026-11-22T00:00:00Z"  # plan_bench's NOW
 #: command name -> its arguments (run in the data's copy; lists in ./blocklists)
 COMMANDS: dict[str, list[str]] = {
+    # issue 18: the plan as a user runs it (what plan_bench.py's whole processes run)
+    "plan-text": ["plan", "-C", "blocklists", "--at", AT, "--no-color"],
+    "plan-json": ["plan", "-C", "blocklists", "--at", AT, "--format", "json"],
+    "plan-out": ["plan", "-C", "blocklists", "--at", AT, "--no-color", "--out", "plan.json"],
     "validate": ["validate", "-C", "blocklists"],
     "audit": ["audit", "-C", "blocklists", "--at", AT],
     "import": [
