@@ -318,7 +318,7 @@ def child(base: Path, profile: bool, gc_off: bool = False) -> None:
     from reconciler.connections import Connections
     from reconciler.numbers import normalise
     from reconciler.sandbox.base import Emulator
-    from reconciler.views.plan import render_json, render_markdown, render_text
+    from reconciler.views.plan import render_markdown, render_text, write_json
 
     root = base / "blocklists"
     if gc_off:  # what-if: the cyclic garbage collector off for the whole run
@@ -416,9 +416,13 @@ def child(base: Path, profile: bool, gc_off: bool = False) -> None:
     del markdown
     t = time.perf_counter()
     cpu_mark[0] = time.process_time()
-    doc = render_json(plan, mask=False)
-    stage("render_json", t, chars=len(doc))
-    del doc
+    written = [0]  # streamed as the CLI writes it (never the whole document in memory)
+
+    def sink(text: str) -> None:
+        written[0] += len(text)
+
+    write_json(plan, sink, mask=False)
+    stage("render_json", t, chars=written[0])
 
     if profiler:
         profiler.disable()
@@ -648,7 +652,7 @@ def report(n: int, meta: dict[str, Any], res: dict[str, Any], stopped: str | Non
             "diff": "diff (build_plan)",
             "render_text": f"render text ({fmt_n(s.get('chars', 0))} chars)",
             "render_markdown": f"render markdown ({fmt_n(s.get('chars', 0))} chars)",
-            "render_json": f"render json ({s.get('chars', 0) / 2**20:.0f} MiB)",
+            "render_json": f"render json, streamed ({s.get('chars', 0) / 2**20:.0f} MiB)",
         }[name]
         row(label, s["seconds"], s["cpu"], s["rss"][0])
         if name == "load":

@@ -139,19 +139,28 @@ class Desired:
         return len(seen)
 
     def digest(self) -> str:
-        """A stable digest of what is declared (for saved plans)."""
+        """A stable digest of what is declared (for saved plans).
+
+        The targets of one list share one mapping of entries: its text is made once
+        and hashed for each of them (the last mapping's text is kept, no more)."""
         h = hashlib.sha256()
+        last: tuple[Mapping[str, DesiredEntry] | None, bytes] = (None, b"")
         for name in sorted(self.entries):
             target = self.targets[name]
             h.update(f"T{name}|{target.exclusive}\n".encode())
             entries = self.entries[name]
-            h.update(
-                "".join(
-                    f"{n}|{iso(e.expires)}|{e.reason}|{e.attrs}\n"
-                    for n, e in ((n, entries[n]) for n in sorted(entries))
-                ).encode()
-            )
+            if last[0] is not entries:
+                last = (entries, _entries_text(entries))
+            h.update(last[1])
         return h.hexdigest()
+
+
+def _entries_text(entries: Mapping[str, DesiredEntry]) -> bytes:
+    """What ``Desired.digest`` hashes of one target's entries, in number order."""
+    return "".join(
+        f"{n}|{iso(e.expires)}|{e.reason}|{e.attrs}\n"
+        for n, e in ((n, entries[n]) for n in sorted(entries))
+    ).encode()
 
 
 YAML_SUFFIXES = (".yaml", ".yml")

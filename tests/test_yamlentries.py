@@ -342,8 +342,11 @@ def test_the_benchmark_shape_is_read_in_bulk(tmp_path: Path, monkeypatch) -> Non
     monkeypatch.setattr(desired_mod._Loader, "bulk_entries", spy)
     fast = outcome(root)
     assert taken == [True]
+    got = load_desired(root, "blocklists")
+    assert got.digest() == obvious_digest(got)
     generic_only(monkeypatch)
     assert outcome(root) == fast
+    assert load_desired(root, "blocklists").digest() == got.digest()
 
 
 # --- merging whole lists, targets sharing mappings ----------------------------------
@@ -425,6 +428,26 @@ def test_merging_whole_lists_is_merging_entry_by_entry(
     assert {t: list(e.items()) for t, e in got.entries.items() if e} == {
         t: list(e.items()) for t, e in expected.items() if e
     }
+    assert got.digest() == obvious_digest(got)
+
+
+def obvious_digest(desired: Desired) -> str:
+    """``Desired.digest`` as first written: every target's entries made into text anew."""
+    import hashlib
+
+    from reconciler.expiry import iso
+
+    h = hashlib.sha256()
+    for name in sorted(desired.entries):
+        h.update(f"T{name}|{desired.targets[name].exclusive}\n".encode())
+        entries = desired.entries[name]
+        h.update(
+            "".join(
+                f"{n}|{iso(e.expires)}|{e.reason}|{e.attrs}\n"
+                for n, e in ((n, entries[n]) for n in sorted(entries))
+            ).encode()
+        )
+    return h.hexdigest()
 
 
 def test_targets_share_a_mapping_until_a_list_changes_only_some(tmp_path: Path) -> None:
