@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from test_plan_differential import NOW as WORLD_NOW
+from test_plan_differential import obvious_plan_target, worlds
 
 from reconciler.cli import main
 from reconciler.domain import DesiredEntry, LiveEntry, ManagedEntry, Target
@@ -271,3 +274,23 @@ def test_audit_target_categories_are_pure() -> None:
         "unmanaged": ["+14155550104"],
     }
     assert audit.findings() == 5 and audit.findings(strict=True) == 6
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(worlds())
+def test_the_audit_of_a_fast_plan_is_the_audit_of_the_obvious_plan(world) -> None:
+    """audit_target reads the adds of a plan as its declared entries (no Change each):
+    the same audit as from the obvious diff's list of changes."""
+    import reconciler.operations.audit as audit_mod
+
+    target, desired, live, managed, options = world
+    options = {k: v for k, v in options.items() if k != "safety"}
+    until = WORLD_NOW + dt.timedelta(days=40)
+    fast = audit_mod.audit_target(target, desired, live, managed, WORLD_NOW, until, **options)
+    original = audit_mod.plan_target
+    audit_mod.plan_target = obvious_plan_target
+    try:
+        slow = audit_mod.audit_target(target, desired, live, managed, WORLD_NOW, until, **options)
+    finally:
+        audit_mod.plan_target = original
+    assert fast == slow

@@ -50,6 +50,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 
 from .. import __version__
@@ -59,7 +60,7 @@ from ..domain import DesiredEntry, LiveEntry, ManagedEntry, Target
 from ..errors import BlocklistError
 from ..expiry import iso
 from ..models import ProvidersFile
-from ..plan import Change, plan_target
+from ..plan import Change, DeclaredRun, plan_target
 from ..providers import adapter_class
 from .common import open_run_state, refresh_targets, select_targets
 from .ui import UI
@@ -153,7 +154,7 @@ class AuditReport:
 # -- computing (pure) ------------------------------------------------------------------------
 
 
-def _from_change(c: Change, live: bool | None) -> AuditEntry:
+def _from_change(c: Change | DesiredEntry, live: bool | None) -> AuditEntry:
     return AuditEntry(c.number, c.reason, c.expires, c.source, live, c.attrs)
 
 
@@ -186,20 +187,26 @@ def audit_target(
         attribute_fields=attribute_fields,
         marks_opt_outs=marks_opt_outs,
     )
-    by_action: dict[str, list[Change]] = {}
-    for c in tp.changes:
-        by_action.setdefault(c.action, []).append(c)
+    runs = dict(tp.runs())  # action -> its changes (declared entries, for most)
+
+    def of(action: str) -> Iterable[Change | DesiredEntry]:
+        """The changes of ``action``; a declared run as its entries (the same fields,
+        without a ``Change`` made for each of hundreds of thousands of adds)."""
+        run = runs.get(action, ())
+        return run.entries() if isinstance(run, DeclaredRun) else run
 
     def is_live(number: str) -> bool | None:
         return (number in live) if live is not None else None
 
+    first = itemgetter(0)
     entries: dict[str, list[AuditEntry]] = {
-        "drift": [_from_change(c, False) for c in by_action.get("readd", [])],
-        "not_applied": [_from_change(c, is_live(c.number)) for c in by_action.get("add", [])],
-        "expired_live": [_from_change(c, True) for c in by_action.get("expire", [])],
+        "drift": [_from_change(c, False) for c in of("readd")],
+        # an add is a declared number the provider does not have (or cannot tell)
+        "not_applied": [_from_change(c, False if readable else None) for c in of("add")],
+        "expired_live": [_from_change(c, True) for c in of("expire")],
     }
     mismatch = []
-    for c in by_action.get("update", []):
+    for c in runs.get("update", ()):
         after = dict(c.attrs)
         changes = tuple(
             (k, old, iso(c.expires) if k == "expires" else after.get(k))
@@ -209,26 +216,29 @@ def audit_target(
             AuditEntry(c.number, c.reason, c.expires, c.source, True, c.attrs, changes=changes)
         )
     entries["mismatch"] = mismatch
+    # (filtered, then sorted by number: the numbers are distinct keys)
     entries["expiring"] = [
         AuditEntry(e.number, e.reason, e.expires, e.source, is_live(n), e.attrs)
-        for n, e in sorted(desired.items())
-        if e.expires is not None and now < e.expires <= until
+        for n, e in sorted(
+            (
+                (n, e)
+                for n, e in desired.items()
+                if e.expires is not None and now < e.expires <= until
+            ),
+            key=first,
+        )
     ]
     entries["stale_state"] = [
         AuditEntry(n, m.reason, m.expires, m.source, is_live(n), m.attrs)
-        for n, m in sorted(managed.items())
-        if n not in desired
+        for n, m in sorted(((n, m) for n, m in managed.items() if n not in desired), key=first)
     ]
     entries["pending"] = [
         AuditEntry(n, m.pending, m.expires, m.source, is_live(n), m.attrs)
-        for n, m in sorted(managed.items())
-        if m.pending is not None
+        for n, m in sorted(((n, m) for n, m in managed.items() if m.pending is not None), key=first)
     ]
     unmanaged = []
     if live is not None:
-        for n, e in sorted(live.items()):
-            if n in managed:
-                continue
+        for n, e in sorted(((n, e) for n, e in live.items() if n not in managed), key=first):
             d = desired.get(n)
             if d is None or (d.expires is not None and d.expires <= now):
                 unmanaged.append(AuditEntry(n, live=True, attrs=e.attrs, opt_out=e.opt_out))
