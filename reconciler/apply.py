@@ -416,9 +416,9 @@ class Executor:
         """Adopt (becomes managed) and forget (state cleanup): no API call."""
         name = tp.target.name
         adopts = []
-        for c in tp.changes:
-            if c.action != "adopt":
-                continue
+        # the adopt run alone: every change of a first plan is mostly adds, held as
+        # references to their entries, and a Change made for each would stall the loop
+        for c in (c for action, run in tp.runs() if action == "adopt" for c in run):
             why = self.guard.refusal(tp.target, "adopt", c.number, managed)
             if why is not None:
                 self.failure(name, c.number, "adopt", why)
