@@ -23,7 +23,7 @@ import operator
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
-from itertools import chain, compress, filterfalse, islice, repeat, starmap
+from itertools import chain, filterfalse, islice, repeat, starmap
 from typing import TypeVar, overload
 
 from . import __version__
@@ -194,35 +194,11 @@ class DeclaredRun(Sequence[Change]):
         self, fn: Callable[[DesiredEntry, tuple[str, ...]], T], block: int = 1 << 16
     ) -> Iterator[list[T]]:
         """``fn(entry, provider ids)`` of each change, in order, in lists of at most
-        ``block``: what ``map`` over ``pairs`` gives, cut into blocks.
-
-        A lazy run makes the calls a block at a time in the mapping's order, which is
-        about the entries' order in memory: a million entries read in number order would
-        each be a cache miss, and that is most of the cost of writing their lines."""
-        if self._numbers is not None or self._order is None or not self._order.fits(self._desired):
-            made = starmap(fn, self.pairs())
-            return iter(lambda: list(islice(made, block)), [])
-        return self._mapped_in_blocks(fn, block)
-
-    def _mapped_in_blocks(
-        self, fn: Callable[[DesiredEntry, tuple[str, ...]], T], block: int
-    ) -> Iterator[list[T]]:
-        assert self._order is not None
-        keys = self._order.keys()
-        values = list(self._desired.values())
-        positions = self._order.positions()
-        # one set to look in: the union costs less than a second look for every number
-        skip = self._skip[0] if len(self._skip) == 1 else set().union(*self._skip)
-        for start in range(0, len(positions), block):
-            chunk = positions[start : start + block]  # positions, in number order
-            ats = sorted(chunk)  # the same, in the mapping's (memory) order
-            if skip:
-                kept = map(operator.not_, map(skip.__contains__, map(keys.__getitem__, ats)))
-                ats = list(compress(ats, kept))
-            made = dict(zip(ats, map(fn, map(values.__getitem__, ats), repeat(())), strict=False))
-            out = list(map(made.__getitem__, filter(made.__contains__, chunk) if skip else chunk))
-            if out:
-                yield out
+        ``block``: what ``map`` over ``pairs`` gives, cut into blocks. (Reading the
+        entries a block at a time in memory order instead was measured slower, at
+        100 000 and at 1 000 000 numbers: 21-24 s against 20 s of JSON lines.)"""
+        made = starmap(fn, self.pairs())
+        return iter(lambda: list(islice(made, block)), [])
 
     def __len__(self) -> int:
         return self._len
