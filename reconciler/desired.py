@@ -1184,7 +1184,11 @@ class _Declared:
         self._mappings = tuple({id(m): m for m in mappings}.values())
 
     def __contains__(self, number: object) -> bool:
-        return any(number in mapping for mapping in self._mappings)
+        # a loop, not any(): asked once per live number, and a generator costs more
+        for mapping in self._mappings:  # noqa: SIM110
+            if number in mapping:
+                return True
+        return False
 
 
 def _attrs_text(attrs: Iterable[tuple[str, str]]) -> str:

@@ -273,12 +273,14 @@ def parse_live(raw: str, default_region: str | None = None) -> str | None:
     the number; when both are, or neither, the answer is None. Never guess: a wrong
     guess adds a copy or removes the wrong number.
     """
+    known = _validated() if _validated is not None else None
+    if known is not None and raw in known:
+        return raw  # a declared number written as declared (the rest would find it too)
     text = raw.strip()
     compact = _SEPARATORS.sub("", text)
     if compact.startswith("00"):
         compact = "+" + compact[2:]
     if compact.startswith("+"):
-        known = _validated() if _validated is not None else None
         if known is not None and compact in known:
             return compact  # normalise(compact) is compact: it is a normalise result
         try:
