@@ -97,3 +97,32 @@ def test_corrupt_state_is_reported_and_left_alone(applied) -> None:
     result = run("plan", "--at", AT)
     assert result.exit_code == 1 and "state.db" in result.stderr
     assert db.read_bytes() == b"this is not a database" * 100
+
+
+def test_state_mv_gives_a_renamed_target_its_managed_numbers(applied: Path) -> None:
+    """Renaming Ozonetel's group in the lists would add every number to the new name
+    and remove them from the old one; `state mv` first makes the next plan empty."""
+    fraud = applied / "blocklists" / "fraud.yaml"
+    before = json.loads(run("state", "list", "--format", "json").stdout)["targets"]
+    moved = before["ozonetel/fraud-callers"]
+    assert moved
+    fraud.write_text(fraud.read_text().replace("group: fraud-callers", "group: fraud-team"))
+    renamed = json.loads(run("plan", "--format", "json", "--at", AT, "--target", "ozonetel").stdout)
+    assert renamed["summary"]["add"] == len(moved)  # without state mv: a whole new group
+
+    done = run("state", "mv", "ozonetel/fraud-callers", "ozonetel/fraud-team")
+    assert done.exit_code == 0, done.output
+    assert f"Moved {len(moved)} managed entries" in done.stdout
+    after = json.loads(run("state", "list", "--format", "json").stdout)["targets"]
+    assert "ozonetel/fraud-callers" not in after and after["ozonetel/fraud-team"] == moved
+    plan = run("plan", "--detailed-exitcode", "--at", AT, "--target", "ozonetel")
+    assert plan.exit_code == 0, plan.stdout  # nothing to add, nothing to remove
+
+    unknown = run("state", "mv", "ozonetel/fraud-callers", "ozonetel/other")
+    assert (
+        unknown.exit_code == 1 and "state has no target 'ozonetel/fraud-callers'" in unknown.stderr
+    )
+    taken = run("state", "mv", "ozonetel/fraud-team", "kaleyra/sms")
+    assert taken.exit_code == 1 and "already has a target 'kaleyra/sms'" in taken.stderr
+    other = run("state", "mv", "ozonetel/fraud-team", "kaleyra/whatsapp")
+    assert other.exit_code == 1 and "different provider instances" in other.stderr
