@@ -34,7 +34,7 @@ from .domain import Applied, Batch, BatchResult, ManagedEntry, Op, Outcome, Targ
 from .errors import AuthError, ProviderError, RetryableError
 from .gcpause import paused_gc
 from .operations.ui import Progress, QuietProgress, Stop
-from .plan import Plan, TargetPlan
+from .plan import DeclaredRun, Plan, TargetPlan, runs_of
 from .policy import ProtectedRanges
 from .providers import ProviderAdapter
 from .report import ApplyReport, Failure
@@ -243,7 +243,10 @@ class _Actions:
     def map(self) -> dict[str, str]:
         found = self._map
         if found is None:
-            found = self._map = {c.number: c.action for c in self._changes}
+            found = self._map = {}
+            for action, run in runs_of(self._changes):  # in order: a later change wins
+                numbers = run.numbers() if isinstance(run, DeclaredRun) else (c.number for c in run)
+                found.update(dict.fromkeys(numbers, action))  # no Change made per add
         return found
 
 

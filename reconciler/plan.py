@@ -367,8 +367,9 @@ class TargetPlan:
                 )
             if action in ("add", "readd", "update"):
                 if isinstance(run, DeclaredRun):  # straight from the entries: no Change
+                    # (positional: a keyword call costs 0.4 us more an op, 20 000 per target)
                     adds.extend(
-                        Op("add", e.number, e.expires, e.attrs, reason=e.reason, source=e.source)
+                        Op("add", e.number, e.expires, e.attrs, (), e.reason, e.source)
                         for e in run.entries()
                     )
                 else:

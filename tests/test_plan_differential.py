@@ -358,3 +358,17 @@ def test_entries_mapped_in_blocks_come_in_order(world, head, block) -> None:
         assert [order.keys()[i] for i in order.positions()] == sorted(desired)
     finally:
         SortedNumbers.HEAD = kept
+
+
+@settings(max_examples=150, deadline=None)
+@given(worlds())
+def test_the_executors_action_map_is_read_from_the_runs_alike(world) -> None:
+    """The executor's number -> action map is built from the runs (no Change per add):
+    the same map as from every change in order."""
+    from reconciler.apply import _Actions
+
+    target, desired, live, managed, options = world
+    tp = plan_target(target, desired, live, managed, NOW, **options)
+    assert _Actions(tp).map() == {c.number: c.action for c in tp.changes}
+    slow = obvious_plan_target(target, desired, live, managed, NOW, **options)
+    assert _Actions(slow).map() == {c.number: c.action for c in slow.changes}
