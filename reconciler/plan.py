@@ -399,6 +399,10 @@ class Plan:
     def safe(self) -> bool:
         return all(t.safe for t in self.targets)
 
+    def unsafe_text(self) -> str:
+        """Why the plan is unsafe, one ``target: reason`` after another (for errors)."""
+        return "; ".join(f"{t.target.name}: {r}" for t in self.targets for r in t.unsafe_reasons)
+
     @property
     def has_changes(self) -> bool:
         return any(t.has_changes for t in self.targets)

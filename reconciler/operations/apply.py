@@ -114,9 +114,7 @@ async def _apply_locked(
         report.finished = report.started
         return ApplyResult(report, the_plan)
     if not the_plan.safe and not options.allow_unsafe:
-        reasons = "; ".join(
-            f"{t.target.name}: {r}" for t in the_plan.targets for r in t.unsafe_reasons
-        )
+        reasons = the_plan.unsafe_text()
         raise UnsafePlanError(
             f"the plan is unsafe ({reasons}); re-run with --allow-unsafe to apply it"
         )

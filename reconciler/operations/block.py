@@ -338,9 +338,7 @@ async def break_glass(
             report.finished = report.started
             return BreakGlassResult(the_plan, report)
         if not the_plan.safe and not options.allow_unsafe:
-            reasons = "; ".join(
-                f"{t.target.name}: {r}" for t in the_plan.targets for r in t.unsafe_reasons
-            )
+            reasons = the_plan.unsafe_text()
             raise UnsafePlanError(
                 f"the break-glass plan is unsafe ({reasons}); re-run with --allow-unsafe to "
                 f"apply it (the edit of {edit.file} is written: commit it, or revert it)"
