@@ -924,14 +924,18 @@ def test_audit_opens_updates_and_closes_one_issue_per_configuration(runner, work
         }
     ]
     runner.save_world()
-    job = runner.run(
-        "audit.yml",
-        event_name="schedule",
-        payload={},
-        sha="c" * 40,
-        ref="refs/heads/main",
-        secrets=SECRETS,
-    )
+
+    def scheduled_audit():  # the nightly run, as the schedule starts it
+        return runner.run(
+            "audit.yml",
+            event_name="schedule",
+            payload={},
+            sha="c" * 40,
+            ref="refs/heads/main",
+            secrets=SECRETS,
+        )
+
+    job = scheduled_audit()
     assert job.ok, job.failures()
     assert job.step("Audit").outputs["exitcode"] == "2"
     assert job.summary.startswith("## blocklist audit")
@@ -953,28 +957,14 @@ def test_audit_opens_updates_and_closes_one_issue_per_configuration(runner, work
     ours = runner.world["issues"][-1]["number"]
 
     runner.forget_calls()
-    again = runner.run(
-        "audit.yml",
-        event_name="schedule",
-        payload={},
-        sha="c" * 40,
-        ref="refs/heads/main",
-        secrets=SECRETS,
-    )
+    again = scheduled_audit()
     assert again.ok
     (_, edit) = runner.gh_calls()
     assert edit["args"][:3] == ["issue", "edit", str(ours)] and "## blocklist audit" in edit["body"]
 
     cli("apply", "--auto-approve")  # re-adds the number: the audit is clean again
     runner.forget_calls()
-    clean = runner.run(
-        "audit.yml",
-        event_name="schedule",
-        payload={},
-        sha="c" * 40,
-        ref="refs/heads/main",
-        secrets=SECRETS,
-    )
+    clean = scheduled_audit()
     assert clean.ok and clean.step("Audit").outputs["exitcode"] == "0"
     assert [c["args"][:3] for c in runner.gh_calls()] == [
         ["issue", "list", "--repo"],
