@@ -20,7 +20,6 @@ import datetime as dt
 import hashlib
 import heapq
 import operator
-from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from itertools import chain, filterfalse, islice, repeat, starmap
@@ -75,18 +74,16 @@ class SortedNumbers:
 
     Computed as far as they are read: the first ``HEAD`` by a heap selection (a text
     plan shows a few dozen adds per target; a full sort of a million numbers costs ten
-    times more), all of them, a full sort kept as positions in the mapping's order,
-    only when a reader goes on (a plan file)."""
+    times more), all of them, one full sort, only when a reader goes on (a plan file)."""
 
-    __slots__ = ("_keys", "_head", "_positions", "_list", "_expired")
+    __slots__ = ("_keys", "_head", "_sorted", "_expired")
 
     HEAD = 4096
 
     def __init__(self, keys: Mapping[str, object]) -> None:
         self._keys = keys
         self._head: list[str] | None = None
-        self._positions: array[int] | None = None
-        self._list: list[str] | None = None
+        self._sorted: list[str] | None = None
         self._expired: list[tuple[Mapping[str, DesiredEntry], dt.datetime, set[str]]] = []
 
     def __len__(self) -> int:
@@ -110,12 +107,6 @@ class SortedNumbers:
         self._expired.append((desired, now, numbers))
         return numbers
 
-    def keys(self) -> list[str]:
-        """The numbers in the mapping's order."""
-        if self._list is None:
-            self._list = list(self._keys)
-        return self._list
-
     def head(self) -> list[str]:
         """The first ``HEAD`` numbers in number order (all of them, if fewer)."""
         if self._head is None:
@@ -125,21 +116,18 @@ class SortedNumbers:
                 self._head = sorted(self._keys)
         return self._head
 
-    def positions(self) -> array[int]:
-        """Where each number, in number order, is in the mapping's order (sorted once)."""
-        if self._positions is None:
-            keys = self.keys()
-            typecode = "i" if len(keys) < 2**31 else "q"
-            self._positions = array(typecode, sorted(range(len(keys)), key=keys.__getitem__))
-        return self._positions
+    def sorted_numbers(self) -> list[str]:
+        """Every number in number order (sorted once, when a reader goes past the head)."""
+        if self._sorted is None:
+            self._sorted = sorted(self._keys)
+        return self._sorted
 
     def numbers(self) -> Iterator[str]:
         """Every number, in number order."""
         head = self.head()
         yield from head
         if len(self._keys) > len(head):
-            keys = self.keys()
-            yield from map(keys.__getitem__, islice(self.positions(), len(head), None))
+            yield from islice(self.sorted_numbers(), len(head), None)
 
 
 class DeclaredRun(Sequence[Change]):

@@ -355,7 +355,7 @@ def test_entries_mapped_in_blocks_come_in_order(world, head, block) -> None:
                 assert [fn(e, i) for e, i in run.pairs()] == expected
         order = SortedNumbers(desired)
         assert list(order.numbers()) == sorted(desired)
-        assert [order.keys()[i] for i in order.positions()] == sorted(desired)
+        assert order.sorted_numbers() == sorted(desired)
     finally:
         SortedNumbers.HEAD = kept
 
