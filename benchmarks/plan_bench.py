@@ -21,8 +21,8 @@ it passes or fails nothing.
 Then, for each size, the commands a user types, each as a whole process of its
 own (interpreter start, imports, sandbox files, plan, output): ``blocklist plan
 --format text``, ``--format json`` and ``plan --out``, with wall time, CPU
-seconds (user + system) and peak RSS from ``getrusage`` of a small launcher's
-only child; beside them, in the same run, the bare libyaml event parse of the
+seconds (user + system) and peak RSS as ``commands_bench.py`` measures them;
+beside them, in the same run, the bare libyaml event parse of the
 same list files (``yaml.parse`` with the C loader: the floor any YAML-reading
 tool pays).
 
@@ -453,22 +453,6 @@ def child(base: Path, profile: bool, gc_off: bool = False) -> None:
 
 # -- whole processes: what a user types ------------------------------------------------------
 
-#: a launcher of one command: its own RSS is small, so ``RUSAGE_CHILDREN`` of the command
-#: it waits for is the command's alone (Linux carries a parent's high-water mark into a
-#: child it forks or execs, so the benchmark, which holds the generated data, cannot ask)
-LAUNCHER = """
-import json, os, resource, subprocess, sys, time
-cmd, cwd, out = json.loads(sys.argv[1])
-started = time.perf_counter()
-with open(out or os.devnull, "wb") as sink:
-    done = subprocess.run(cmd, cwd=cwd, stdout=sink, stderr=subprocess.PIPE)
-wall = time.perf_counter() - started
-code, err = done.returncode, done.stderr.decode(errors="replace")
-ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(json.dumps({"wall": wall, "cpu": ru.ru_utime + ru.ru_stime,
-                  "rss": ru.ru_maxrss / 1024, "code": code, "error": err[-400:] if code else ""}))
-"""
-
 #: the bare libyaml event parse of the list files, in a fresh process
 LIBYAML = """
 import json, sys, time, resource
@@ -486,36 +470,30 @@ print(json.dumps({"wall": time.perf_counter() - started, "cpu": time.process_tim
 """
 
 
-def blocklist_command() -> list[str]:
-    """The console script beside this interpreter (as installed), else the same entry."""
-    script = Path(sys.executable).with_name("blocklist")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "from reconciler.cli import main; main()"]
-
-
-def launch(args: list[str], cwd: Path, out: Path | None = None) -> dict[str, Any]:
-    """One command as a whole process: wall, CPU s (user + system), peak RSS MiB, exit."""
-    payload = json.dumps([blocklist_command() + args, str(cwd), str(out) if out else None])
-    done = subprocess.run(
-        [sys.executable, "-c", LAUNCHER, payload], capture_output=True, text=True, check=True
-    )
-    return json.loads(done.stdout)
-
-
 def whole_processes(base: Path) -> dict[str, dict[str, Any]]:
-    """``blocklist plan`` as a user runs it (text, json, --out), and the libyaml floor."""
+    """``blocklist plan`` as a user runs it (text, json, --out), each measured by
+    ``commands_bench.run_once`` (its own wait4 and high-water mark, in a fresh copy of
+    the data), and the libyaml floor."""
+    import commands_bench  # the one whole-process runner (it imports this module too)
+
     root = base / "blocklists"
     done = subprocess.run(
         [sys.executable, "-c", LIBYAML, str(root)], capture_output=True, text=True, check=True
     )
     out: dict[str, dict[str, Any]] = {"libyaml": json.loads(done.stdout)}
-    out["text"] = launch(["plan", "--format", "text", "--no-color"], base)
-    out["json"] = launch(["plan", "--format", "json"], base)
-    plan_file = base / "plan.json"
-    out["out"] = launch(["plan", "--no-color", "--out", str(plan_file)], base)
-    out["out"]["bytes"] = plan_file.stat().st_size if plan_file.exists() else 0
-    plan_file.unlink(missing_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="plan-bench-run-"))
+    try:
+        for key in ("text", "json", "out"):
+            r = commands_bench.run_once(commands_bench.REPO, base, f"plan-{key}", scratch)
+            out[key] = {
+                "wall": r["wall"],
+                "cpu": r["cpu"],
+                "rss": r["peak"],
+                "code": r["exit"],
+                "error": r["said"] if r["exit"] else "",
+            }
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return out
 
 
