@@ -180,34 +180,23 @@ def terminal_ui(
     )
 
 
-def render_plan(
-    plan: Any, fmt: str, *, color: bool, mask: bool, verbose: bool, full: bool, by: str = "number"
-) -> str:
-    from .views.plan import render_json, render_markdown, render_text
-
-    if fmt == "json":
-        return render_json(plan, mask=mask)
-    if fmt == "markdown":
-        return render_markdown(plan, mask=mask, by=by)
-    return render_text(
-        plan, color=color, mask=mask, verbose=verbose, max_lines=None if full else 50, by=by
-    )
-
-
 def echo_plan(
     plan: Any, fmt: str, *, color: bool, mask: bool, verbose: bool, full: bool, by: str = "number"
 ) -> None:
-    """Print ``render_plan``'s text and a newline; JSON is streamed in blocks (a plan of
-    a million numbers is hundreds of megabytes of it, never built whole)."""
-    if fmt != "json":
-        click.echo(
-            render_plan(plan, fmt, color=color, mask=mask, verbose=verbose, full=full, by=by)
-        )
-        return
-    from .views.plan import write_json
+    """Print a plan in ``fmt`` and a newline; JSON is streamed in blocks (a plan of a
+    million numbers is hundreds of megabytes of it, never built whole)."""
+    from .views.plan import render_markdown, render_text, write_json
 
-    write_json(plan, lambda text: click.echo(text, nl=False), mask=mask)
-    click.echo()
+    if fmt == "json":
+        write_json(plan, lambda text: click.echo(text, nl=False), mask=mask)
+        click.echo()
+    elif fmt == "markdown":
+        click.echo(render_markdown(plan, mask=mask, by=by))
+    else:
+        max_lines = None if full else 50
+        click.echo(
+            render_text(plan, color=color, mask=mask, verbose=verbose, max_lines=max_lines, by=by)
+        )
 
 
 def layout_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -403,11 +392,7 @@ def show(
 
     the_plan = load_plan(planfile)
     color = color_wanted(no_color)
-    click.echo(
-        render_plan(
-            the_plan, fmt, color=color, mask=mask_numbers, verbose=verbose, full=full, by=by
-        )
-    )
+    echo_plan(the_plan, fmt, color=color, mask=mask_numbers, verbose=verbose, full=full, by=by)
 
 
 @main.command()
