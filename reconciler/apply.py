@@ -319,14 +319,6 @@ class Executor:
 
     # -- one target ---------------------------------------------------------------------
 
-    def managed(self, target: str) -> Collection[str]:
-        """What state manages of ``target``: as planned, or as read when the run began."""
-        if self._managed is not None and target in self._managed:
-            return self._managed[target]
-        if target in self._read:
-            return self._read[target][0]
-        return self.state.read_target(target).keys()
-
     def _read_state(self, names: list[str]) -> dict[str, tuple[Collection[str], dict[str, str]]]:
         """(The state thread.) Each target's managed numbers (unless planned) and
         metadata, read once before any request."""
@@ -345,7 +337,9 @@ class Executor:
 
     async def run_target(self, tp: TargetPlan) -> None:
         name = tp.target.name
-        managed = self.managed(name)
+        # as planned, or as the state thread read it when the run began (never from the
+        # event loop: the state thread owns the connection)
+        managed, meta = self._read[name]
         self.record_state_only(tp, managed)
         actions = _Actions(tp)
         async with self._setting_up:  # one target after another: the first sends first
@@ -357,7 +351,6 @@ class Executor:
             if not removes and not adds:
                 return
             adapter = self.connections.adapter(tp.target.provider)
-            meta = self._read[name][1] if name in self._read else self.state.target_meta(name)
             batches = await self._in_setup(_batches, adapter, tp.target, removes, adds, meta)
         self.progress.start(name, sum(len(b.ops) for b in batches))
         for phase in sorted({b.phase for b in batches}):
