@@ -92,10 +92,18 @@ class Guard:
             return "refused: state does not record it as managed by this tool"
         return None
 
-    def suspects(self, target: Target, ops: Sequence[Op], managed: Collection[str]) -> set[str]:
+    def suspects(
+        self,
+        target: Target,
+        ops: Sequence[Op],
+        managed: Collection[str],
+        numbers: set[str] | None = None,
+    ) -> set[str]:
         """The numbers of ``ops`` that ``refusal`` might refuse (a superset, found with
-        set operations): every other op passes without a call of ``refusal``."""
-        numbers = {op.number for op in ops}
+        set operations): every other op passes without a call of ``refusal``.
+        ``numbers``: the set of the ops' numbers, where the caller has it already."""
+        if numbers is None:
+            numbers = {op.number for op in ops}
         out = numbers.intersection(self.opt_outs.get(target.name, ()))
         additions = [op.number for op in ops if op.kind in ("add", "adopt")]
         if additions:
@@ -215,18 +223,6 @@ def _nothing() -> None:
     return None
 
 
-def _batches(
-    adapter: ProviderAdapter,
-    target: Target,
-    removes: Sequence[Op],
-    adds: Sequence[Op],
-    meta: Mapping[str, str],
-) -> list[Batch]:
-    """(The set-up thread.) ``adapter.batches``, pure, with the cyclic GC paused."""
-    with paused_gc():
-        return adapter.batches(target, removes, adds, meta)
-
-
 class _Actions:
     """number -> the plan's action for one target, built on first use: only a report
     line needs it, so a target's first requests do not wait for it."""
@@ -245,7 +241,11 @@ class _Actions:
         if found is None:
             found = self._map = {}
             for action, run in runs_of(self._changes):  # in order: a later change wins
-                numbers = run.numbers() if isinstance(run, DeclaredRun) else (c.number for c in run)
+                numbers = (
+                    run.numbers(whole=True)
+                    if isinstance(run, DeclaredRun)
+                    else (c.number for c in run)
+                )
                 found.update(dict.fromkeys(numbers, action))  # no Change made per add
         return found
 
@@ -282,7 +282,6 @@ class Executor:
         #: goes on sending the requests of the targets already set up meanwhile
         self._setup: ThreadPoolExecutor | None = None
         self._read: dict[str, tuple[Collection[str], dict[str, str]]] = {}  # target -> state
-        self._setting_up = asyncio.Lock()
 
     @property
     def writer(self) -> StateWriter:
@@ -342,16 +341,17 @@ class Executor:
         managed, meta = self._read[name]
         self.record_state_only(tp, managed)
         actions = _Actions(tp)
-        async with self._setting_up:  # one target after another: the first sends first
-            (removes, refused), (adds, refused_adds) = await self._in_setup(
-                self._screened_ops, tp, managed
-            )
-            for op, why in refused + refused_adds:
-                self.failure(name, op.number, actions.get(op.number, op.kind), why)
-            if not removes and not adds:
-                return
-            adapter = self.connections.adapter(tp.target.provider)
-            batches = await self._in_setup(_batches, adapter, tp.target, removes, adds, meta)
+        if not tp.has_writes():
+            return
+        adapter = self.connections.adapter(tp.target.provider)
+        # the whole set-up is one job of the one set-up thread: the targets are set up
+        # one after another in order, back to back (the thread takes the next job itself,
+        # not when the busy event loop gets round to handing over)
+        refused, batches = await self._in_setup(self._set_up, tp, adapter, managed, meta)
+        for op, why in refused:
+            self.failure(name, op.number, actions.get(op.number, op.kind), why)
+        if not batches:
+            return
         self.progress.start(name, sum(len(b.ops) for b in batches))
         for phase in sorted({b.phase for b in batches}):
             group = [b for b in batches if b.phase == phase]
@@ -367,31 +367,34 @@ class Executor:
         for batch in batches:
             await self.run_batch(tp, adapter, batch, actions)
 
-    def _screened_ops(
-        self, tp: TargetPlan, managed: Collection[str]
-    ) -> tuple[tuple[list[Op], list[tuple[Op, str]]], tuple[list[Op], list[tuple[Op, str]]]]:
-        """(The set-up thread.) The plan's removes and adds, each screened."""
+    def _set_up(
+        self,
+        tp: TargetPlan,
+        adapter: ProviderAdapter,
+        managed: Collection[str],
+        meta: Mapping[str, str],
+    ) -> tuple[list[tuple[Op, str]], list[Batch]]:
+        """(The set-up thread.) The plan's removes and adds, each screened, then grouped
+        into requests by ``adapter.batches`` (pure): (the refused ops, the batches)."""
         with paused_gc():  # tens of thousands of new ops, none of them garbage
             removes, adds = tp.write_ops()
-            return self.screen(tp, removes, managed), self.screen(tp, adds, managed)
-
-    def allowed(
-        self, tp: TargetPlan, ops: list[Op], managed: Collection[str], actions: _Actions
-    ) -> list[Op]:
-        """``ops`` minus what the guard refuses (reported) and repeats of the same op."""
-        out, refused = self.screen(tp, ops, managed)
-        for op, why in refused:
-            self.failure(tp.target.name, op.number, actions.get(op.number, op.kind), why)
-        return out
+            (removes, refused), (adds, refused_adds) = (
+                self.screen(tp, removes, managed),
+                self.screen(tp, adds, managed),
+            )
+            if not removes and not adds:
+                return refused + refused_adds, []
+            return refused + refused_adds, adapter.batches(tp.target, removes, adds, meta)
 
     def screen(
         self, tp: TargetPlan, ops: list[Op], managed: Collection[str]
     ) -> tuple[list[Op], list[tuple[Op, str]]]:
         """(``ops`` the guard lets through, each number once; the refused ops, each with
         the guard's words). Reports nothing: safe to run off the event loop."""
-        suspects = self.guard.suspects(tp.target, ops, managed)
-        if not suspects and len({op.number for op in ops}) == len(ops):
-            return list(ops), []  # nothing the guard refuses, no repeats
+        numbers = {op.number for op in ops}
+        suspects = self.guard.suspects(tp.target, ops, managed, numbers)
+        if not suspects and len(numbers) == len(ops):
+            return ops, []  # nothing the guard refuses, no repeats (a list of its own)
         out: list[Op] = []
         refused: list[tuple[Op, str]] = []
         seen: set[str] = set()

@@ -74,7 +74,9 @@ class SortedNumbers:
 
     Computed as far as they are read: the first ``HEAD`` by a heap selection (a text
     plan shows a few dozen adds per target; a full sort of a million numbers costs ten
-    times more), all of them, one full sort, only when a reader goes on (a plan file)."""
+    times more), all of them, one full sort, only when a reader goes on; a reader that
+    reads them all (a plan file, apply) asks for ``numbers(whole=True)``: the sort
+    alone (the heap first would add ~2x a sort of 20 000, 0.1 s at a million)."""
 
     __slots__ = ("_keys", "_head", "_sorted", "_expired")
 
@@ -107,13 +109,16 @@ class SortedNumbers:
         self._expired.append((desired, now, numbers))
         return numbers
 
+    #: below this many numbers a full sort is cheaper than the heap's ``HEAD``
+    HEAP_FROM = 8
+
     def head(self) -> list[str]:
         """The first ``HEAD`` numbers in number order (all of them, if fewer)."""
         if self._head is None:
-            if len(self._keys) > self.HEAD:
+            if self._sorted is None and len(self._keys) > self.HEAD * self.HEAP_FROM:
                 self._head = heapq.nsmallest(self.HEAD, self._keys)
             else:
-                self._head = sorted(self._keys)
+                self._head = self.sorted_numbers()[: self.HEAD]
         return self._head
 
     def sorted_numbers(self) -> list[str]:
@@ -122,8 +127,13 @@ class SortedNumbers:
             self._sorted = sorted(self._keys)
         return self._sorted
 
-    def numbers(self) -> Iterator[str]:
-        """Every number, in number order."""
+    def numbers(self, whole: bool = False) -> Iterator[str]:
+        """Every number, in number order; ``whole``: the reader will read them all."""
+        if whole or self._sorted is not None:
+            return iter(self.sorted_numbers())
+        return self._head_first()
+
+    def _head_first(self) -> Iterator[str]:
         head = self.head()
         yield from head
         if len(self._keys) > len(head):
@@ -157,26 +167,27 @@ class DeclaredRun(Sequence[Change]):
         self._skip = tuple(s for s in skip if s)
         self._len = len(numbers) if numbers is not None else count
 
-    def numbers(self) -> Iterator[str]:
-        """The numbers, in order (a lazy run filters the shared order as it goes)."""
+    def numbers(self, whole: bool = False) -> Iterator[str]:
+        """The numbers, in order (a lazy run filters the shared order as it goes);
+        ``whole``: the reader reads them all (``SortedNumbers.numbers``)."""
         if self._numbers is not None:
             return iter(self._numbers)
         assert self._order is not None
-        numbers: Iterator[str] = self._order.numbers()
+        numbers: Iterator[str] = self._order.numbers(whole)
         for skip in self._skip:
             numbers = filterfalse(skip.__contains__, numbers)
         return numbers
 
-    def entries(self) -> Iterator[DesiredEntry]:
+    def entries(self, whole: bool = False) -> Iterator[DesiredEntry]:
         """The declared entries the changes come from, in order."""
-        return map(self._desired.__getitem__, self.numbers())
+        return map(self._desired.__getitem__, self.numbers(whole))
 
-    def pairs(self) -> Iterator[tuple[DesiredEntry, tuple[str, ...]]]:
+    def pairs(self, whole: bool = False) -> Iterator[tuple[DesiredEntry, tuple[str, ...]]]:
         """(declared entry, live provider ids) of each change, in order; the ids are
         ``()`` where the action names none (adds, re-adds)."""
         if self._ids is None:
-            return zip(self.entries(), repeat(()))  # noqa: B905 (repeat is endless)
-        return zip(self.entries(), self._ids, strict=True)
+            return zip(self.entries(whole), repeat(()))  # noqa: B905 (repeat is endless)
+        return zip(self.entries(whole), self._ids, strict=True)
 
     def mapped(
         self, fn: Callable[[DesiredEntry, tuple[str, ...]], T], block: int = 1 << 16
@@ -185,7 +196,7 @@ class DeclaredRun(Sequence[Change]):
         ``block``: what ``map`` over ``pairs`` gives, cut into blocks. (Reading the
         entries a block at a time in memory order instead was measured slower, at
         100 000 and at 1 000 000 numbers: 21-24 s against 20 s of JSON lines.)"""
-        made = starmap(fn, self.pairs())
+        made = starmap(fn, self.pairs(whole=True))
         return iter(lambda: list(islice(made, block)), [])
 
     def __len__(self) -> int:
@@ -202,7 +213,7 @@ class DeclaredRun(Sequence[Change]):
     def __getitem__(self, index: slice) -> list[Change]: ...
     def __getitem__(self, index: int | slice) -> Change | list[Change]:
         if self._numbers is None:  # random access: list the numbers once
-            self._numbers = list(self.numbers())
+            self._numbers = list(self.numbers(whole=True))
             self._order, self._skip = None, ()
         if isinstance(index, slice):
             start, stop, step = index.indices(self._len)
@@ -343,22 +354,27 @@ class TargetPlan:
         """(action, changes) in plan order (``runs_of``)."""
         return runs_of(self.changes)
 
+    def has_writes(self) -> bool:
+        """Whether ``write_ops`` has anything to send (from the counts alone)."""
+        counts = self.summary()
+        return any(counts.get(a) for a in _REMOVING + _ADDING)
+
     def write_ops(self) -> tuple[list[Op], list[Op]]:
         """(removes, adds) to send: update = remove then add; adopt/unmanaged send nothing."""
         removes: list[Op] = []
         adds: list[Op] = []
         for action, run in self.runs():
-            if action in ("remove", "expire", "update"):
+            if action in _REMOVING:
                 removes.extend(
                     Op("remove", c.number, provider_ids=c.provider_ids, source=c.source)
                     for c in run
                 )
-            if action in ("add", "readd", "update"):
+            if action in _ADDING:
                 if isinstance(run, DeclaredRun):  # straight from the entries: no Change
                     # (positional: a keyword call costs 0.4 us more an op, 20 000 per target)
                     adds.extend(
                         Op("add", e.number, e.expires, e.attrs, (), e.reason, e.source)
-                        for e in run.entries()
+                        for e in run.entries(whole=True)
                     )
                 else:
                     adds.extend(
@@ -367,6 +383,11 @@ class TargetPlan:
                     )
         # the old order: each change's remove and add in ACTIONS order, adds after removes
         return removes, adds
+
+
+#: the actions that send a remove, and those that send an add (an update sends both)
+_REMOVING = ("remove", "expire", "update")
+_ADDING = ("add", "readd", "update")
 
 
 @dataclass

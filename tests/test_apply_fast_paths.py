@@ -330,3 +330,60 @@ def test_a_failed_state_write_stops_the_apply_with_the_state_error(tmp_path: Pat
         recorded = set(state.read_target("p/a"))
     assert recorded == set(NUMBERS[:2])  # the first confirmed batch, nothing else
     assert adapter.sent < 6  # it stopped sending
+
+
+class SlowSetUpAdapter(CountingAdapter):
+    """Groups its ops slowly (as 20 000 ops take a while) and notes when and where."""
+
+    def __init__(self, events: list[tuple[str, str, str]]) -> None:
+        super().__init__()
+        self.events = events
+
+    def batches(self, target, removes, adds, meta):  # noqa: ANN001
+        self.events.append(("batches", target.name, threading.current_thread().name))
+        time.sleep(0.05)
+        return super().batches(target, removes, adds, meta)
+
+    async def send(self, target, batch):  # noqa: ANN001
+        self.events.append(("send", target.name, threading.current_thread().name))
+        return await super().send(target, batch)
+
+
+def test_targets_are_set_up_in_order_off_the_loop_and_send_as_each_is_ready(
+    tmp_path: Path,
+) -> None:
+    """Each target's set-up (ops, screening, batches) runs in the set-up thread, the
+    targets one after another in plan order; the first sends while the others are still
+    being set up; a target with nothing to send never opens its adapter."""
+    events: list[tuple[str, str, str]] = []
+    adapters: dict[str, SlowSetUpAdapter] = {}
+    opened: list[str] = []
+
+    def adapter(self, name: str) -> SlowSetUpAdapter:  # noqa: ANN001
+        opened.append(name)
+        return adapters.setdefault(name, SlowSetUpAdapter(events))
+
+    conns = type("Conns", (), {"adapter": adapter})()
+    names = ["p/a", "p/b", "p/c"]
+    plans = [
+        TargetPlan(
+            Target(name, name, "phonely", (("agent_id", name),)),
+            True,
+            [Change("add", n) for n in NUMBERS[:4]],
+            0,
+            "",
+        )
+        for name in names
+    ]
+    idle = TargetPlan(Target("q/a", "q/a", "phonely", (("agent_id", "q"),)), True, [], 0, "")
+    with open_state("sqlite", path=tmp_path / "state.db") as state:
+        asyncio.run(Executor(conns, state).run(Plan(NOW, [*plans, idle])))
+        assert {t: len(state.read_target(t)) for t in names} == dict.fromkeys(names, 4)
+    set_ups = [(target, thread) for kind, target, thread in events if kind == "batches"]
+    assert [target for target, _ in set_ups] == names
+    assert all(thread.startswith("blocklist-setup") for _, thread in set_ups)
+    first_send = next(i for i, e in enumerate(events) if e[0] == "send")
+    assert events[first_send][1] == "p/a"
+    last_set_up = max(i for i, e in enumerate(events) if e[0] == "batches")
+    assert first_send < last_set_up  # p/a was sending while p/c was still being set up
+    assert "q/a" not in opened

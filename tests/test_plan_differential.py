@@ -336,10 +336,11 @@ def test_runs_of_a_list_cut_where_the_action_changes() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(worlds(), st.integers(1, 5), st.integers(1, 6))
-def test_entries_mapped_in_blocks_come_in_order(world, head, block) -> None:
+@given(worlds(), st.integers(1, 5), st.integers(1, 6), st.sampled_from([1, 8]))
+def test_entries_mapped_in_blocks_come_in_order(world, head, block, heap_from) -> None:
     target, desired, live, managed, options = world
     SortedNumbers.HEAD, kept = head, SortedNumbers.HEAD  # the heap's part and the sort's
+    SortedNumbers.HEAP_FROM, kept_from = heap_from, SortedNumbers.HEAP_FROM
     try:
         tp = plan_target(target, desired, live, managed, NOW, **options)
         for _, run in runs_of(tp.changes):
@@ -353,11 +354,18 @@ def test_entries_mapped_in_blocks_come_in_order(world, head, block) -> None:
                 assert [x for b in blocks for x in b] == expected
                 assert all(0 < len(b) <= block for b in blocks)
                 assert [fn(e, i) for e, i in run.pairs()] == expected
-        order = SortedNumbers(desired)
-        assert list(order.numbers()) == sorted(desired)
-        assert order.sorted_numbers() == sorted(desired)
+                assert [fn(e, i) for e, i in run.pairs(whole=True)] == expected
+                assert list(run.numbers(whole=True)) == [c.number for c in run]
+        for whole_first in (False, True):  # the heap's head, then all; or all, then head
+            order = SortedNumbers(desired)
+            if whole_first:
+                assert list(order.numbers(whole=True)) == sorted(desired)
+            assert order.head() == sorted(desired)[:head]
+            assert list(order.numbers()) == sorted(desired)
+            assert list(order.numbers(whole=True)) == sorted(desired)
+            assert order.sorted_numbers() == sorted(desired)
     finally:
-        SortedNumbers.HEAD = kept
+        SortedNumbers.HEAD, SortedNumbers.HEAP_FROM = kept, kept_from
 
 
 @settings(max_examples=150, deadline=None)

@@ -193,7 +193,7 @@ def audit_target(
         """The changes of ``action``; a declared run as its entries (the same fields,
         without a ``Change`` made for each of hundreds of thousands of adds)."""
         run = runs.get(action, ())
-        return run.entries() if isinstance(run, DeclaredRun) else run
+        return run.entries(whole=True) if isinstance(run, DeclaredRun) else run
 
     def is_live(number: str) -> bool | None:
         return (number in live) if live is not None else None
