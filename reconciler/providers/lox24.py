@@ -499,14 +499,17 @@ class Lox24Adapter(ProviderAdapter):
                 raise self.malformed(resp, EP_BATCH, "an item without an integer status")
             body_ = item.get("body")
             body_ = body_ if isinstance(body_, dict) else {}
-            reason = self.redact(_item_reason(body_)) or f"HTTP {status}"
             pid = _phone_id(body_)
             if status in (200, 201) and pid is not None:
                 outcomes.append(Outcome(op, "done", provider_ids=(pid,)))
-            elif status == 409:
+                continue
+            if status == 409:
                 # Doc: 409 "Conflict - Entity already exists": the phone is in the group
                 outcomes.append(Outcome(op, "already", provider_ids=(pid,) if pid else ()))
-            elif status in _PERMANENT:
+                continue
+            # (worded only for a failure: a hundred successes a request need no words)
+            reason = self.redact(_item_reason(body_)) or f"HTTP {status}"
+            if status in _PERMANENT:
                 outcomes.append(Outcome(op, "failed", reason=reason))
             else:
                 # By exclusion: 429, 5xx, a status LOX24 does not document, or a 2xx

@@ -41,6 +41,7 @@ def decode_expires(text: str | None) -> datetime | None:
 
 
 @functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=1024)  # a few attribute sets, on thousands of rows
 def encode_attrs(attrs: tuple[tuple[str, str], ...]) -> str | None:
     """A JSON object with sorted keys, or None when there are no attributes."""
     pairs = dict(attrs)
@@ -83,13 +84,13 @@ ENTRY_COLUMNS = (
 
 def entry_columns(entry: ManagedEntry) -> tuple[Any, ...]:
     """The values of ``ENTRY_COLUMNS`` as stored."""
-    applied = entry.applied
+    applied, attrs, ids = entry.applied, entry.attrs, entry.provider_ids
     return (
         entry.number,
         encode_expires(entry.expires),
         entry.reason,
-        encode_attrs(tuple(entry.attrs)),
-        encode_ids(entry.provider_ids),
+        encode_attrs(tuple(attrs)) if attrs else None,
+        encode_ids(ids) if ids else None,
         entry.source or "",
         entry.pending,
         encode_expires(applied.first) if applied else None,
