@@ -343,15 +343,18 @@ class Executor:
         actions = _Actions(tp)
         if not tp.has_writes():
             return
-        adapter = self.connections.adapter(tp.target.provider)
         # the whole set-up is one job of the one set-up thread: the targets are set up
         # one after another in order, back to back (the thread takes the next job itself,
         # not when the busy event loop gets round to handing over)
-        refused, batches = await self._in_setup(self._set_up, tp, adapter, managed, meta)
+        refused, ops, batches = await self._in_setup(self._set_up, tp, managed, meta)
         for op, why in refused:
             self.failure(name, op.number, actions.get(op.number, op.kind), why)
-        if not batches:
-            return
+        if ops is None:
+            return  # nothing left to send: the provider is not even opened
+        adapter = self.connections.adapter(tp.target.provider)
+        if batches is None:  # its adapter was opened only now (no refresh before): here
+            with paused_gc():
+                batches = adapter.batches(tp.target, *ops, meta)
         self.progress.start(name, sum(len(b.ops) for b in batches))
         for phase in sorted({b.phase for b in batches}):
             group = [b for b in batches if b.phase == phase]
@@ -368,23 +371,25 @@ class Executor:
             await self.run_batch(tp, adapter, batch, actions)
 
     def _set_up(
-        self,
-        tp: TargetPlan,
-        adapter: ProviderAdapter,
-        managed: Collection[str],
-        meta: Mapping[str, str],
-    ) -> tuple[list[tuple[Op, str]], list[Batch]]:
+        self, tp: TargetPlan, managed: Collection[str], meta: Mapping[str, str]
+    ) -> tuple[list[tuple[Op, str]], tuple[list[Op], list[Op]] | None, list[Batch] | None]:
         """(The set-up thread.) The plan's removes and adds, each screened, then grouped
-        into requests by ``adapter.batches`` (pure): (the refused ops, the batches)."""
+        into requests by ``adapter.batches`` (pure) if the target's adapter is open
+        already (the plan's refresh opened it): (the refused ops, the (removes, adds)
+        left, None if none; their batches, None if the adapter was not open)."""
         with paused_gc():  # tens of thousands of new ops, none of them garbage
             removes, adds = tp.write_ops()
             (removes, refused), (adds, refused_adds) = (
                 self.screen(tp, removes, managed),
                 self.screen(tp, adds, managed),
             )
+            refused += refused_adds
             if not removes and not adds:
-                return refused + refused_adds, []
-            return refused + refused_adds, adapter.batches(tp.target, removes, adds, meta)
+                return refused, None, None
+            adapter = self.connections.opened(tp.target.provider)
+            if adapter is None:
+                return refused, (removes, adds), None
+            return refused, (removes, adds), adapter.batches(tp.target, removes, adds, meta)
 
     def screen(
         self, tp: TargetPlan, ops: list[Op], managed: Collection[str]

@@ -159,6 +159,11 @@ class Connections:
         self.emulators: dict[str, Emulator] = {}
         self._clients: list[httpx.AsyncClient] = []
 
+    def opened(self, name: str) -> ProviderAdapter | None:
+        """The adapter of provider instance ``name`` if it is open already, else None
+        (never opens one: safe from another thread)."""
+        return self.adapters.get(name)
+
     def adapter(self, name: str) -> ProviderAdapter:
         """The adapter of provider instance ``name``, opened on first use."""
         if name in self.adapters:

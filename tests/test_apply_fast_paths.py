@@ -306,11 +306,16 @@ class CountingAdapter:
         return BatchResult([Outcome(op, "done") for op in batch.ops])
 
 
+def adapter_if(self, name: str) -> None:
+    """A fake ``Connections.opened``: no adapter open before the apply (no refresh)."""
+    return None
+
+
 def test_a_failed_state_write_stops_the_apply_with_the_state_error(tmp_path: Path) -> None:
     """When state cannot record a confirmed batch, apply raises that StateError (as a
     synchronous write did) and sends nothing after it learned of it."""
     adapter = CountingAdapter()
-    conns = type("Conns", (), {"adapter": lambda self, name: adapter})()
+    conns = type("Conns", (), {"adapter": lambda self, name: adapter, "opened": adapter_if})()
     target = Target("p/a", "p", "phonely", (("agent_id", "a"),))
     changes = [Change("add", n) for n in NUMBERS[:12]]  # 6 requests of 2
     tp = TargetPlan(target, True, changes, 0, "")
@@ -353,18 +358,19 @@ def test_targets_are_set_up_in_order_off_the_loop_and_send_as_each_is_ready(
     tmp_path: Path,
 ) -> None:
     """Each target's set-up (ops, screening, batches) runs in the set-up thread, the
-    targets one after another in plan order; the first sends while the others are still
-    being set up; a target with nothing to send never opens its adapter."""
+    targets one after another in plan order, when their adapters are open already (as
+    the plan's refresh leaves them); the first sends while the others are still being
+    set up; a target with nothing to send never opens its adapter."""
     events: list[tuple[str, str, str]] = []
-    adapters: dict[str, SlowSetUpAdapter] = {}
-    opened: list[str] = []
+    names = ["p/a", "p/b", "p/c"]
+    adapters = {name: SlowSetUpAdapter(events) for name in names}
+    asked: list[str] = []
 
     def adapter(self, name: str) -> SlowSetUpAdapter:  # noqa: ANN001
-        opened.append(name)
+        asked.append(name)
         return adapters.setdefault(name, SlowSetUpAdapter(events))
 
-    conns = type("Conns", (), {"adapter": adapter})()
-    names = ["p/a", "p/b", "p/c"]
+    conns = type("Conns", (), {"adapter": adapter, "opened": lambda self, n: adapters.get(n)})()
     plans = [
         TargetPlan(
             Target(name, name, "phonely", (("agent_id", name),)),
@@ -386,4 +392,4 @@ def test_targets_are_set_up_in_order_off_the_loop_and_send_as_each_is_ready(
     assert events[first_send][1] == "p/a"
     last_set_up = max(i for i, e in enumerate(events) if e[0] == "batches")
     assert first_send < last_set_up  # p/a was sending while p/c was still being set up
-    assert "q/a" not in opened
+    assert "q/a" not in asked
