@@ -527,6 +527,13 @@ def check_converged(
     return problems
 
 
+def reads_expected(type_name: str, live: int, reads: int) -> bool:
+    """Whether ``reads`` requests are what a refresh of ``live`` entries sends: the
+    least it needs, and for Kaleyra (no total: pages fetched ahead) at most 3 more."""
+    least = expected_reads(type_name, live)
+    return least <= reads <= least + (3 if type_name == "kaleyra" else 0)
+
+
 def expected_reads(type_name: str, live: int) -> int:
     """Requests a refresh of ``live`` entries needs at the least."""
     if type_name == "ozonetel":

@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import httpx
 
@@ -366,3 +366,56 @@ def parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+class ReadAhead(Generic[T]):
+    """The pages of an offset-paged read without a total, fetched ahead of the reader.
+
+    The reader still asks for its offsets one after another (``page``), so it reads
+    exactly what a sequential read would, and ends where the provider's own end signal
+    says; meanwhile the next pages are guessed at the stride of the first page's rows
+    and fetched, as many ahead as pages keep coming back full (1, 2, … up to
+    ``width`` in flight: a list of one page costs no extra request), none once a page
+    comes back short or empty. A guessed page the reader never asks for (past the end,
+    or out of step after a short page) is a read wasted: at most ``width - 1`` a read.
+    Used as ``async with``: at the end of a read every fetch still running is awaited
+    (its rows, or its error, dropped), so what a read sends does not depend on timing;
+    a read ended by an error (or cancelled) cancels them instead.
+    """
+
+    def __init__(self, fetch: Callable[[int], Awaitable[list[T]]], width: int) -> None:
+        self._fetch = fetch
+        self._width = max(1, width)
+        self._tasks: dict[int, asyncio.Task[list[T]]] = {}
+        self._stride = 0  # rows of the first page: the guessed page size
+        self._ahead = 0  # pages fetched ahead of the one read
+
+    def _start(self, offset: int) -> asyncio.Task[list[T]]:
+        task = self._tasks.get(offset)
+        if task is None:
+            task = self._tasks[offset] = asyncio.ensure_future(self._fetch(offset))
+        return task
+
+    async def page(self, offset: int) -> list[T]:
+        """The rows at ``offset`` (fetched now, unless fetched ahead already)."""
+        rows = await self._start(offset)
+        del self._tasks[offset]
+        if offset == 0:
+            self._stride = len(rows)
+        if rows and len(rows) == self._stride:
+            self._ahead = min(self._ahead + 1, self._width)
+            for k in range(1, self._ahead + 1):
+                self._start(offset + len(rows) * k)
+        else:  # a short or empty page: no more guesses
+            self._ahead, self._width = 0, 1
+        return rows
+
+    async def __aenter__(self) -> ReadAhead[T]:
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        tasks, self._tasks = list(self._tasks.values()), {}
+        if kind is not None:
+            for task in tasks:
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,7 +1,8 @@
 """Adapter for the Kaleyra.io contacts blocklist (``/v1/{sid}/contacts/blocklisted``).
 
 Owns reading a channel's blocklist (limit/offset pages of at most 100, no total, so
-pages are fetched one after another until an empty one) and writing it (one ``POST``
+pages are read one after another until an empty one, fetched ahead a few at a time)
+and writing it (one ``POST``
 whose ``contacts`` groups carry ``blocklist_status`` 1 (add) and 0 (remove), at most
 100 numbers per request). A target's scope is its ``channel`` (``sms``, ``whatsapp``,
 ``voice``). Kaleyra's quirks live here, each with the doc line it comes from. The
@@ -29,7 +30,7 @@ import httpx
 
 from ..domain import Batch, BatchResult, LiveEntry, Op, Outcome, OutcomeStatus, Target
 from ..errors import AuthError, CredentialError, ProviderError, RetryableError
-from .base import Capabilities, ProviderAdapter, parse_retry_after
+from .base import Capabilities, ProviderAdapter, ReadAhead, parse_retry_after
 
 # "channel_name ... The acceptable value is "sms", "whatsapp", and "voice"."
 CHANNELS = ("sms", "whatsapp", "voice")
@@ -140,33 +141,36 @@ class KaleyraAdapter(ProviderAdapter):
         while more follow (a server may cap pages lower than 100): so the offset steps
         by the rows received, and only an empty page ends the read ("if none of the
         numbers are blocklisted, then empty array will be returned"), at the price of
-        one more request. With ``channel=`` set, every row belongs to that channel:
-        ``channel_type`` codes are not relied on (only whatsapp = "3" is documented).
+        one more request. The pages are read one after another as written here, but
+        fetched ahead (``ReadAhead``): a long list takes a quarter of the round trips.
+        With ``channel=`` set, every row belongs to that channel: ``channel_type`` codes
+        are not relied on (only whatsapp = "3" is documented).
         """
         channel = self._channel(target)
+        head = f"channel={quote(channel, safe='')}&limit={MAX_PER_REQUEST}&offset="
         entries: dict[str, LiveEntry] = {}
         forms: dict[str, list[str]] = {}
         seen: set[str] = set()
         offset = 0
-        while True:
-            query = f"channel={quote(channel, safe='')}&limit={MAX_PER_REQUEST}&offset={offset}"
-            rows = await self._get(query)
-            if not rows:
-                break
-            fresh = [raw for raw in dict.fromkeys(rows) if raw not in seen]
-            if not fresh:
-                # a page of rows already seen: the server ignores offset, and paging on
-                # would never end
-                raise ProviderError(
-                    self.instance, GET_ENDPOINT, f"paging does not advance at offset {offset}"
-                )
-            for raw in fresh:
-                seen.add(raw)
-                entry = self.live_entry(raw)
-                if not entry.unparsed:
-                    forms.setdefault(entry.number, []).append(raw)
-                entries.setdefault(entry.number, entry)
-            offset += len(rows)
+        async with ReadAhead(lambda at: self._get(f"{head}{at}"), self.concurrency) as pages:
+            while True:
+                rows = await pages.page(offset)
+                if not rows:
+                    break
+                fresh = [raw for raw in dict.fromkeys(rows) if raw not in seen]
+                if not fresh:
+                    # a page of rows already seen: the server ignores offset, and paging
+                    # on would never end
+                    raise ProviderError(
+                        self.instance, GET_ENDPOINT, f"paging does not advance at offset {offset}"
+                    )
+                for raw in fresh:
+                    seen.add(raw)
+                    entry = self.live_entry(raw)
+                    if not entry.unparsed:
+                        forms.setdefault(entry.number, []).append(raw)
+                    entries.setdefault(entry.number, entry)
+                offset += len(rows)
         self._stored[target.name] = forms
         return list(entries.values())
 
