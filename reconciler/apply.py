@@ -32,7 +32,7 @@ from tenacity import RetryCallState
 from .connections import Connections
 from .domain import Applied, Batch, BatchResult, ManagedEntry, Op, Outcome, Target
 from .errors import AuthError, ProviderError, RetryableError
-from .gcpause import paused_gc
+from .gcpause import frozen_heap, paused_gc
 from .operations.ui import Progress, QuietProgress, Stop
 from .plan import DeclaredRun, Plan, TargetPlan, runs_of
 from .policy import ProtectedRanges
@@ -293,6 +293,10 @@ class Executor:
     async def run(self, plan: Plan) -> ApplyReport:
         """Every target at once (set up one after another in the set-up thread, each
         sending as soon as it is ready). Returns when everything confirmed is recorded."""
+        with frozen_heap():  # the plan and all it refers to outlive the run
+            return await self._run(plan)
+
+    async def _run(self, plan: Plan) -> ApplyReport:
         self._writer = StateWriter(self.state)
         self._setup = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blocklist-setup")
         tasks: list[asyncio.Future[None]] = []

@@ -3,8 +3,14 @@
 Loading a list, reading state or diffing a million numbers creates millions of
 objects that hold no reference cycles and cannot be garbage yet; the cyclic
 collector would rescan them again and again (a third of the time on 3.11). The
-pause is scoped: it never outlives the block, and nothing here freezes the heap
-of the whole process (a library must not).
+pause is scoped: it never outlives the block.
+
+``frozen_heap()``: a long run (an apply) over objects that all outlive it (the plan,
+the desired and live state) takes them out of the collector's sight for the run and
+gives them back after: a full collection in the middle of an apply otherwise
+traverses every one of them (0.3 s at 20 000 numbers on five targets, before the
+first request). Scoped too: the heap is never left frozen, and a heap someone else
+froze is left as it is.
 """
 
 from __future__ import annotations
@@ -24,3 +30,17 @@ def paused_gc() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Every object alive on entry is left alone by the cyclic collector inside the
+    block (``gc.freeze``), and collected as usual after it (``gc.unfreeze``)."""
+    if gc.get_freeze_count():  # frozen by the embedding program: not ours to undo
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()

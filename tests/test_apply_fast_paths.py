@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gc
 import threading
 import time
+import weakref
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -34,6 +36,7 @@ from reconciler.apply import (
 )
 from reconciler.domain import Batch, BatchResult, ManagedEntry, Op, Outcome, Target
 from reconciler.errors import StateError
+from reconciler.gcpause import frozen_heap
 from reconciler.plan import Change, Plan, TargetPlan
 from reconciler.policy import ProtectedRanges
 from reconciler.providers import ProviderAdapter
@@ -393,3 +396,58 @@ def test_targets_are_set_up_in_order_off_the_loop_and_send_as_each_is_ready(
     last_set_up = max(i for i, e in enumerate(events) if e[0] == "batches")
     assert first_send < last_set_up  # p/a was sending while p/c was still being set up
     assert "q/a" not in asked
+
+
+# -- the collector during a run -------------------------------------------------------------
+
+
+def test_frozen_heap_freezes_for_the_block_only_and_leaves_a_frozen_heap_frozen() -> None:
+    class Cycle:
+        pass
+
+    def cycle() -> weakref.ref:
+        a, b = Cycle(), Cycle()
+        a.other, b.other = b, a
+        return weakref.ref(a)
+
+    gc.collect()
+    assert gc.get_freeze_count() == 0
+    with frozen_heap():
+        assert gc.get_freeze_count() > 0
+        gone = cycle()  # made inside: collected as usual
+        gc.collect()
+        assert gone() is None
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(RuntimeError), frozen_heap():
+        kept = cycle()  # alive on entry of the next block...
+        raise RuntimeError
+    assert gc.get_freeze_count() == 0
+    gc.freeze()  # the embedding program froze its heap: left as it is
+    try:
+        with frozen_heap():
+            pass
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+    gc.collect()
+    assert kept() is None  # ...and garbage after it, collected once the run is over
+
+
+def test_an_apply_leaves_the_heap_unfrozen_even_when_it_fails(tmp_path: Path) -> None:
+    adapter = CountingAdapter()
+    conns = type("Conns", (), {"adapter": lambda self, name: adapter, "opened": adapter_if})()
+    target = Target("p/a", "p", "phonely", (("agent_id", "a"),))
+    tp = TargetPlan(target, True, [Change("add", n) for n in NUMBERS[:4]], 0, "")
+    frozen_during: list[int] = []
+
+    async def send(target, batch):  # noqa: ANN001
+        frozen_during.append(gc.get_freeze_count())
+        raise ValueError("a bug in an adapter")
+
+    adapter.send = send  # type: ignore[method-assign]
+    with open_state("sqlite", path=tmp_path / "state.db") as state:
+        with pytest.raises(ValueError, match="a bug"):
+            asyncio.run(Executor(conns, state).run(Plan(NOW, [tp])))
+        asyncio.run(Executor(conns, state).run(Plan(NOW, [])))
+    assert frozen_during and all(n > 0 for n in frozen_during)  # the plan out of sight
+    assert gc.get_freeze_count() == 0
