@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 
 @contextlib.contextmanager
@@ -33,14 +33,20 @@ def paused_gc() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def frozen_heap() -> Iterator[None]:
+def frozen_heap() -> Iterator[Callable[[], None]]:
     """Every object alive on entry is left alone by the cyclic collector inside the
-    block (``gc.freeze``), and collected as usual after it (``gc.unfreeze``)."""
+    block (``gc.freeze``), and collected as usual after it (``gc.unfreeze``). The
+    block gets a function that freezes what is alive by then too (a stage's result
+    that outlives the block); it does nothing where the heap was not ours to freeze."""
     if gc.get_freeze_count():  # frozen by the embedding program: not ours to undo
-        yield
+        yield _nothing
         return
     gc.freeze()
     try:
-        yield
+        yield gc.freeze
     finally:
         gc.unfreeze()
+
+
+def _nothing() -> None:
+    return None

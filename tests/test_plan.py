@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import gc
+from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -191,3 +195,32 @@ def test_thresholds_from_zero_entries_do_not_divide_by_zero() -> None:
     desired = {n: d(n) for n in NUMBERS[:3]}
     tp = plan_target(T, desired, {}, {}, NOW, safety=Safety(min_existing=0))
     assert tp.safe and tp.count("add") == 3
+
+
+def test_a_plan_keeps_the_desired_state_frozen_while_it_refreshes_and_unfreezes_after(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The desired state is out of the collector's sight during refresh and diff (it
+    outlives them), and nothing is left frozen once the plan is made, even if it fails."""
+    from reconciler.operations import plan as plan_op
+
+    frozen: list[int] = []
+    refresh = plan_op.refresh_targets
+
+    async def watched(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        frozen.append(gc.get_freeze_count())
+        return await refresh(*args, **kwargs)
+
+    monkeypatch.setattr(plan_op, "refresh_targets", watched)
+    options = plan_op.PlanOptions(project / "blocklists", now=NOW)
+    result = asyncio.run(plan_op.run_plan(options))
+    assert result.plan.targets and frozen and frozen[0] > 0
+    assert gc.get_freeze_count() == 0
+
+    def broken(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise RuntimeError("a bug in the diff")
+
+    monkeypatch.setattr(plan_op, "build_plan", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        asyncio.run(plan_op.run_plan(options))
+    assert gc.get_freeze_count() == 0

@@ -8,12 +8,14 @@ diff together.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..connections import Connections
 from ..desired import Desired, load_desired
 from ..errors import CredentialError
+from ..gcpause import frozen_heap
 from ..plan import Plan
 from ..state import StateBackend
 from .common import build_plan, managed_of, open_run_state, refresh_targets, select_targets
@@ -37,6 +39,15 @@ class PlanResult:
 
 async def run_plan(options: PlanOptions, ui: UI | None = None) -> PlanResult:
     desired = load_desired(options.directory, str(options.directory))
+    # the desired state outlives the plan: no full collection during refresh and diff
+    # need traverse its millions of objects (nor the live entries, once read)
+    with frozen_heap() as freeze_more:
+        return await _planned(desired, options, ui, freeze_more)
+
+
+async def _planned(
+    desired: Desired, options: PlanOptions, ui: UI | None, freeze_more: Callable[[], None]
+) -> PlanResult:
     chosen = select_targets(desired, options.targets)
     now = options.now or dt.datetime.now(dt.UTC).replace(microsecond=0)
     state = _plan_state(desired, options, ui)
@@ -45,6 +56,7 @@ async def run_plan(options: PlanOptions, ui: UI | None = None) -> PlanResult:
             managed = managed_of(state, chosen)
             async with Connections(desired.config, options.directory) as conns:
                 live = await refresh_targets(conns, chosen, ui)
+                freeze_more()  # the live entries outlive the diff
             # the in-process emulators hold every live entry again (~190 MB at a million
             # numbers), and the adapters what only apply needs: gone before the diff
             del conns
