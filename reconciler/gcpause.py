@@ -32,20 +32,28 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
+_held = 0  # frozen_heap blocks running (in this process's one thread that runs them)
+
+
 @contextlib.contextmanager
 def frozen_heap() -> Iterator[Callable[[], None]]:
     """Every object alive on entry is left alone by the cyclic collector inside the
-    block (``gc.freeze``), and collected as usual after it (``gc.unfreeze``). The
-    block gets a function that freezes what is alive by then too (a stage's result
-    that outlives the block); it does nothing where the heap was not ours to freeze."""
-    if gc.get_freeze_count():  # frozen by the embedding program: not ours to undo
+    block (``gc.freeze``), and collected as usual after the outermost block
+    (``gc.unfreeze``). The block gets a function that freezes what is alive by then
+    too (a stage's result that outlives the block); it does nothing where the heap
+    was not ours to freeze."""
+    global _held
+    if gc.get_freeze_count() and not _held:  # the embedding program's: not ours to undo
         yield _nothing
         return
     gc.freeze()
+    _held += 1
     try:
         yield gc.freeze
     finally:
-        gc.unfreeze()
+        _held -= 1
+        if not _held:
+            gc.unfreeze()
 
 
 def _nothing() -> None:

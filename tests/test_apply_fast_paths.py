@@ -422,6 +422,13 @@ def test_frozen_heap_freezes_for_the_block_only_and_leaves_a_frozen_heap_frozen(
         kept = cycle()  # alive on entry of the next block...
         raise RuntimeError
     assert gc.get_freeze_count() == 0
+    with frozen_heap():  # nested (an apply's executor inside the apply): one unfreeze
+        with frozen_heap() as freeze_more:
+            inner = cycle()
+            freeze_more()
+        assert gc.get_freeze_count() > 0  # still the outer block's
+        del inner
+    assert gc.get_freeze_count() == 0
     gc.freeze()  # the embedding program froze its heap: left as it is
     try:
         with frozen_heap():

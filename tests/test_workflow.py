@@ -3,6 +3,7 @@ saved plans, staleness, safety, CI surfaces and state commands."""
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 
@@ -16,6 +17,7 @@ AT = "2026-11-23T00:00:00Z"
 def run(*args: str, input: str | None = None):
     result = CliRunner().invoke(main, list(args), input=input)
     assert "Traceback" not in (result.output + result.stderr), result.stderr
+    assert gc.get_freeze_count() == 0  # no command leaves the heap frozen (gcpause)
     return result
 
 

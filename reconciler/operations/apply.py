@@ -24,6 +24,7 @@ from ..ci import actor, git_commit
 from ..connections import Connections
 from ..desired import Desired, load_desired
 from ..errors import StalePlanError, UnsafePlanError
+from ..gcpause import frozen_heap
 from ..plan import Plan
 from ..plancompare import compare_plans, summary_line
 from ..planfile import load_plan
@@ -60,10 +61,16 @@ class ApplyResult:
 async def run_apply(options: ApplyOptions, ui: UI, stop: Stop) -> ApplyResult:
     """Lock, plan or check the saved plan, confirm, execute, record the audit."""
     desired = load_desired(options.directory, str(options.directory))
-    async with locked_run(
-        desired, options.directory, lock_timeout=options.lock_timeout, init_state=options.init_state
-    ) as (conns, state, state_was_new):
-        return await _apply_locked(options, ui, stop, desired, conns, state, state_was_new)
+    # the desired state outlives the run: out of the collector's sight (``run_plan``);
+    # the executor freezes the plan and the live entries too when it starts
+    with frozen_heap():
+        async with locked_run(
+            desired,
+            options.directory,
+            lock_timeout=options.lock_timeout,
+            init_state=options.init_state,
+        ) as (conns, state, state_was_new):
+            return await _apply_locked(options, ui, stop, desired, conns, state, state_was_new)
 
 
 @contextlib.asynccontextmanager

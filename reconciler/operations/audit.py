@@ -48,7 +48,7 @@ JSON document (``format_version`` 1)::
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
@@ -59,6 +59,7 @@ from ..desired import Desired, load_desired
 from ..domain import DesiredEntry, LiveEntry, ManagedEntry, Target
 from ..errors import BlocklistError
 from ..expiry import iso
+from ..gcpause import frozen_heap
 from ..models import ProvidersFile
 from ..plan import Change, DeclaredRun, plan_target
 from ..providers import adapter_class
@@ -348,6 +349,19 @@ async def run_audit(options: AuditOptions, ui: UI | None = None) -> AuditReport:
     """Refresh the selected targets and read state; write nothing anywhere."""
     window = parse_window(options.window)
     desired = load_desired(options.directory, str(options.directory))
+    # the desired state, then state's and the live entries, outlive the audit: kept out
+    # of the collector's sight until the report is built (as ``run_plan`` does)
+    with frozen_heap() as freeze_more:
+        return await _audited(desired, options, ui, window, freeze_more)
+
+
+async def _audited(
+    desired: Desired,
+    options: AuditOptions,
+    ui: UI | None,
+    window: dt.timedelta,
+    freeze_more: Callable[[], None],
+) -> AuditReport:
     state = open_run_state(desired, options.directory, create=False, write=False)
     try:
         state_targets = state.targets() if state is not None else []
@@ -359,8 +373,10 @@ async def run_audit(options: AuditOptions, ui: UI | None = None) -> AuditReport:
     finally:
         if state is not None:
             state.close()
+    freeze_more()
     async with Connections(desired.config, options.directory) as conns:
         live = await refresh_targets(conns, targets, ui)
+        freeze_more()
     return build_report(
         desired,
         targets,
