@@ -1,10 +1,13 @@
 """Shared pytest configuration: the ``slow`` marker, the loopback server of the emulator
-tests, and ``project``: a copy of the shipped blocklists in a fresh directory."""
+tests, ``project``: a copy of the shipped blocklists in a fresh directory, and
+``freeze_during_refresh``."""
 
+import gc
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from loopback import Loopback
@@ -58,3 +61,22 @@ def pg_admin_dsn() -> Iterator[str]:
         yield server.dsn
     finally:
         server.stop()
+
+
+@pytest.fixture
+def freeze_during_refresh(monkeypatch: pytest.MonkeyPatch) -> Callable[[Any], list[int]]:
+    """``watch(module)``: the ``gc.get_freeze_count()`` each time ``module``'s
+    ``refresh_targets`` starts (a run that keeps the heap out of the collector's sight)."""
+
+    def watch(module: Any) -> list[int]:
+        counts: list[int] = []
+        refresh = module.refresh_targets
+
+        async def watched(*args: Any, **kwargs: Any) -> Any:
+            counts.append(gc.get_freeze_count())
+            return await refresh(*args, **kwargs)
+
+        monkeypatch.setattr(module, "refresh_targets", watched)
+        return counts
+
+    return watch

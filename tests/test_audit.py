@@ -354,7 +354,7 @@ def test_the_audit_of_a_fast_plan_is_the_obvious_audit(world) -> None:
 
 
 def test_an_audit_keeps_the_heap_frozen_while_it_refreshes_and_unfreezes_after(
-    project: Path, monkeypatch: pytest.MonkeyPatch
+    project: Path, freeze_during_refresh
 ) -> None:
     """As a plan: the desired state (and state's entries) out of the collector's sight
     during the refresh, nothing left frozen once the report is built."""
@@ -363,14 +363,7 @@ def test_an_audit_keeps_the_heap_frozen_while_it_refreshes_and_unfreezes_after(
 
     from reconciler.operations import audit as audit_op
 
-    frozen: list[int] = []
-    refresh = audit_op.refresh_targets
-
-    async def watched(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        frozen.append(gc.get_freeze_count())
-        return await refresh(*args, **kwargs)
-
-    monkeypatch.setattr(audit_op, "refresh_targets", watched)
+    frozen = freeze_during_refresh(audit_op)
     now = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
     report = asyncio.run(audit_op.run_audit(audit_op.AuditOptions(project / "blocklists", now=now)))
     assert report.targets and frozen and frozen[0] > 0

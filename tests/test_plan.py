@@ -198,20 +198,13 @@ def test_thresholds_from_zero_entries_do_not_divide_by_zero() -> None:
 
 
 def test_a_plan_keeps_the_desired_state_frozen_while_it_refreshes_and_unfreezes_after(
-    project: Path, monkeypatch: pytest.MonkeyPatch
+    project: Path, monkeypatch: pytest.MonkeyPatch, freeze_during_refresh
 ) -> None:
     """The desired state is out of the collector's sight during refresh and diff (it
     outlives them), and nothing is left frozen once the plan is made, even if it fails."""
     from reconciler.operations import plan as plan_op
 
-    frozen: list[int] = []
-    refresh = plan_op.refresh_targets
-
-    async def watched(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        frozen.append(gc.get_freeze_count())
-        return await refresh(*args, **kwargs)
-
-    monkeypatch.setattr(plan_op, "refresh_targets", watched)
+    frozen = freeze_during_refresh(plan_op)
     options = plan_op.PlanOptions(project / "blocklists", now=NOW)
     result = asyncio.run(plan_op.run_plan(options))
     assert result.plan.targets and frozen and frozen[0] > 0
