@@ -17,7 +17,8 @@ compared side by side:
 with ``git archive`` into a temporary directory), ``--code NAME=DIR`` a checkout.
 For each command and code: wall seconds, CPU seconds (user + system of that
 process alone, from ``os.wait4``) and peak RSS (the process's own ``VmHWM``,
-read as it exits: ``ru_maxrss`` would carry over this parent's), the median of
+read as it exits: ``ru_maxrss`` would carry over this parent's), the seconds
+the child spent in the cyclic garbage collector (``gc.callbacks``), the median of
 ``--runs`` runs and their range, with the load average before and after. Prints
 figures only; it passes or fails nothing.
 """
@@ -64,15 +65,24 @@ COMMANDS: dict[str, list[str]] = {
 
 #: run the CLI as ``blocklist`` does, and write this process's VmHWM when it exits
 WRAPPER = r"""
-import atexit, os, sys
+import atexit, gc, os, sys, time
+
+_gc = [0.0, 0.0]  # seconds inside the cyclic collector; when the running one started
+
+def _timed(phase, info):
+    if phase == "start":
+        _gc[1] = time.perf_counter()
+    else:
+        _gc[0] += time.perf_counter() - _gc[1]
 
 def _peak():
     with open("/proc/self/status") as fh:
         for line in fh:
             if line.startswith("VmHWM:"):
                 with open(os.environ["BENCH_PEAK_FILE"], "w") as out:
-                    out.write(line.split()[1])
+                    out.write(f"{line.split()[1]} {_gc[0]:.3f}")
 
+gc.callbacks.append(_timed)
 atexit.register(_peak)
 import reconciler
 where = os.path.realpath(reconciler.__file__)
@@ -124,12 +134,14 @@ def run_once(code: Path, data: Path, command: str, scratch: Path) -> dict[str, A
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
-    peak = int(peak_file.read_text()) / 1024 if peak_file.exists() else float("nan")
+    peak_kib, gc_seconds = peak_file.read_text().split() if peak_file.exists() else ("nan", "nan")
+    peak = float(peak_kib) / 1024
     said = (scratch / "err").read_text().strip() or (scratch / "out").read_text().strip()
     return {
         "wall": wall,
         "cpu": usage.ru_utime + usage.ru_stime,
         "peak": peak,
+        "gc": float(gc_seconds),
         "exit": proc.returncode,
         "said": (said.splitlines()[-1:] or [""])[0][:100],
     }
@@ -184,18 +196,22 @@ def main(argv: list[str] | None = None) -> None:
                 print(
                     f"   {command:<9} {name:<14} wall {spread([r['wall'] for r in runs])} s, "
                     f"CPU {spread([r['cpu'] for r in runs])} s, "
+                    f"GC {spread([r['gc'] for r in runs])} s, "
                     f"peak {spread([r['peak'] for r in runs], ' MiB')}"
                     + (f"  FAILED: {failed[0]['said']}" if failed else ""),
                     flush=True,
                 )
         print(f"\n== {args.entries:,} entries, median of {args.runs} (range) ==")
-        print("| command | code | wall s | CPU s | peak RSS MiB | load average (before → after) |")
-        print("| --- | --- | --- | --- | --- | --- |")
+        print(
+            "| command | code | wall s | CPU s | of which GC s | peak RSS MiB "
+            "| load average (before → after) |"
+        )
+        print("| --- | --- | --- | --- | --- | --- | --- |")
         for command, name, runs, before, after, failed in rows:
             note = f" **failed**: {failed[0]['said']}" if failed else ""
             print(
                 f"| `{command}` | {name} | {spread([r['wall'] for r in runs])} "
-                f"| {spread([r['cpu'] for r in runs])} "
+                f"| {spread([r['cpu'] for r in runs])} | {spread([r['gc'] for r in runs])} "
                 f"| {spread([r['peak'] for r in runs])} | {before} → {after}{note} |"
             )
     finally:
