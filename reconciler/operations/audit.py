@@ -59,7 +59,7 @@ from ..desired import Desired, load_desired
 from ..domain import DesiredEntry, LiveEntry, ManagedEntry, Target
 from ..errors import BlocklistError
 from ..expiry import iso
-from ..gcpause import frozen_heap
+from ..gcpause import frozen_heap, paused_gc
 from ..models import ProvidersFile
 from ..plan import Change, DeclaredRun, plan_target
 from ..providers import adapter_class
@@ -377,14 +377,15 @@ async def _audited(
     async with Connections(desired.config, options.directory) as conns:
         live = await refresh_targets(conns, targets, ui)
         freeze_more()
-    return build_report(
-        desired,
-        targets,
-        orphans,
-        live,
-        managed,
-        options.now,
-        window,
-        options.window,
-        options.strict,
-    )
+    with paused_gc():  # an entry per number, none of them garbage (gen-2 scans: 1.2 s)
+        return build_report(
+            desired,
+            targets,
+            orphans,
+            live,
+            managed,
+            options.now,
+            window,
+            options.window,
+            options.strict,
+        )
