@@ -41,7 +41,6 @@ def decode_expires(text: str | None) -> datetime | None:
 
 
 @functools.lru_cache(maxsize=4096)
-@functools.lru_cache(maxsize=1024)  # a few attribute sets, on thousands of rows
 def encode_attrs(attrs: tuple[tuple[str, str], ...]) -> str | None:
     """A JSON object with sorted keys, or None when there are no attributes."""
     pairs = dict(attrs)
