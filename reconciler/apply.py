@@ -93,17 +93,11 @@ class Guard:
         return None
 
     def suspects(
-        self,
-        target: Target,
-        ops: Sequence[Op],
-        managed: Collection[str],
-        numbers: set[str] | None = None,
+        self, target: Target, ops: Sequence[Op], managed: Collection[str], numbers: set[str]
     ) -> set[str]:
         """The numbers of ``ops`` that ``refusal`` might refuse (a superset, found with
         set operations): every other op passes without a call of ``refusal``.
-        ``numbers``: the set of the ops' numbers, where the caller has it already."""
-        if numbers is None:
-            numbers = {op.number for op in ops}
+        ``numbers``: the set of the ops' numbers (the caller has it already)."""
         out = numbers.intersection(self.opt_outs.get(target.name, ()))
         additions = [op.number for op in ops if op.kind in ("add", "adopt")]
         if additions:
