@@ -359,30 +359,54 @@ class TargetPlan:
         counts = self.summary()
         return any(counts.get(a) for a in _REMOVING + _ADDING)
 
-    def write_ops(self) -> tuple[list[Op], list[Op]]:
-        """(removes, adds) to send: update = remove then add; adopt/unmanaged send nothing."""
+    def write_counts(self) -> tuple[int, int]:
+        """How many (removes, adds) ``write_ops`` returns, from the counts alone."""
+        counts = self.summary()
+        return sum(counts[a] for a in _REMOVING), sum(counts[a] for a in _ADDING)
+
+    def write_ops(self, first: int | None = None) -> tuple[list[Op], list[Op]]:
+        """(removes, adds) to send: update = remove then add; adopt/unmanaged send nothing.
+
+        ``first``: only the first ``first`` ops of the kind sent first (the removes, or
+        the adds of a target without removes), the other list empty: the head of what
+        the whole call returns, built without the rest (apply sends it meanwhile)."""
         removes: list[Op] = []
         adds: list[Op] = []
+        if first is not None and not self.write_counts()[0]:
+            removing: tuple[str, ...] = ()  # no removes: the head is the adds'
+        else:
+            removing = _REMOVING
         for action, run in self.runs():
-            if action in _REMOVING:
+            if action in removing:
                 removes.extend(
-                    Op("remove", c.number, provider_ids=c.provider_ids, source=c.source)
-                    for c in run
+                    islice(
+                        (
+                            Op("remove", c.number, provider_ids=c.provider_ids, source=c.source)
+                            for c in run
+                        ),
+                        _room(removes, first),
+                    )
                 )
-            if action in _ADDING:
+            if action in _ADDING and (first is None or not removing):
                 if isinstance(run, DeclaredRun):  # straight from the entries: no Change
                     # (positional: a keyword call costs 0.4 us more an op, 20 000 per target)
-                    adds.extend(
+                    made = (
                         Op("add", e.number, e.expires, e.attrs, (), e.reason, e.source)
-                        for e in run.entries(whole=True)
+                        for e in run.entries(whole=first is None)
                     )
                 else:
-                    adds.extend(
+                    made = (
                         Op("add", c.number, c.expires, c.attrs, reason=c.reason, source=c.source)
                         for c in run
                     )
+                adds.extend(islice(made, _room(adds, first)))
         # the old order: each change's remove and add in ACTIONS order, adds after removes
         return removes, adds
+
+
+def _room(ops: list[Op], first: int | None) -> int | None:
+    """How many more ops ``write_ops`` takes (None: all)."""
+    return None if first is None else max(0, first - len(ops))
 
 
 #: the actions that send a remove, and those that send an add (an update sends both)

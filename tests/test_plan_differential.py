@@ -254,7 +254,11 @@ def same_plan(fast: TargetPlan, slow: TargetPlan) -> None:
     assert fast.warnings == slow.warnings
     assert fast.live_readable == slow.live_readable
     assert fast.has_changes == slow.has_changes
-    assert fast.write_ops() == obvious_write_ops(slow.changes)
+    removes, adds = obvious_write_ops(slow.changes)
+    assert fast.write_ops() == (removes, adds)
+    assert fast.write_counts() == (len(removes), len(adds))
+    for first in (1, 2, 5):  # apply's head: the first ops of the kind sent first
+        assert fast.write_ops(first) == ((removes[:first], []) if removes else ([], adds[:first]))
     assert fast == slow  # the dataclass equality apply and plan files rely on
 
 
