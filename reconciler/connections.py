@@ -23,6 +23,7 @@ from . import __version__
 from .errors import BlocklistError, CredentialError
 from .models import ProviderInstance, ProvidersFile
 from .providers import ProviderAdapter, adapter_class
+from .providers.base import clamped
 from .retry import DEFAULT_POLICY
 from .sandbox import Emulator, emulator_class
 from .sandbox.base import EmulatorTransport
@@ -163,6 +164,16 @@ class Connections:
         """The adapter of provider instance ``name`` if it is open already, else None
         (never opens one: safe from another thread)."""
         return self.adapters.get(name)
+
+    def write_limits(self, name: str) -> tuple[int, int]:
+        """(numbers a write request, requests at once) of provider instance ``name``, as
+        its adapter clamps them, without opening it (safe from another thread)."""
+        inst = self.config.providers[name]
+        caps = adapter_class(inst.type).capabilities
+        return (
+            clamped(inst.batch_size, caps.batch_limit),
+            clamped(inst.concurrency, caps.concurrency_limit),
+        )
 
     def adapter(self, name: str) -> ProviderAdapter:
         """The adapter of provider instance ``name``, opened on first use."""

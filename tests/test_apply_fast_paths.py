@@ -300,6 +300,9 @@ class CountingAdapter:
     def batches(self, target, removes, adds, meta):  # noqa: ANN001
         return PhonelyAdapter.batches(self, target, removes, adds, meta)  # type: ignore[arg-type]
 
+    def head_batches(self, target, removes, adds, meta):  # noqa: ANN001
+        return []  # its own grouping: nothing sent before its whole set-up
+
     def redact(self, text: str) -> str:
         return text
 
@@ -314,11 +317,20 @@ def adapter_if(self, name: str) -> None:
     return None
 
 
+def limits_of(self, name: str) -> tuple[int, int]:
+    """A fake ``Connections.write_limits``: the ``CountingAdapter``'s."""
+    return CountingAdapter.batch_size, CountingAdapter.concurrency
+
+
 def test_a_failed_state_write_stops_the_apply_with_the_state_error(tmp_path: Path) -> None:
     """When state cannot record a confirmed batch, apply raises that StateError (as a
     synchronous write did) and sends nothing after it learned of it."""
     adapter = CountingAdapter()
-    conns = type("Conns", (), {"adapter": lambda self, name: adapter, "opened": adapter_if})()
+    conns = type(
+        "Conns",
+        (),
+        {"adapter": lambda self, name: adapter, "opened": adapter_if, "write_limits": limits_of},
+    )()
     target = Target("p/a", "p", "phonely", (("agent_id", "a"),))
     changes = [Change("add", n) for n in NUMBERS[:12]]  # 6 requests of 2
     tp = TargetPlan(target, True, changes, 0, "")
@@ -442,7 +454,11 @@ def test_frozen_heap_freezes_for_the_block_only_and_leaves_a_frozen_heap_frozen(
 
 def test_an_apply_leaves_the_heap_unfrozen_even_when_it_fails(tmp_path: Path) -> None:
     adapter = CountingAdapter()
-    conns = type("Conns", (), {"adapter": lambda self, name: adapter, "opened": adapter_if})()
+    conns = type(
+        "Conns",
+        (),
+        {"adapter": lambda self, name: adapter, "opened": adapter_if, "write_limits": limits_of},
+    )()
     target = Target("p/a", "p", "phonely", (("agent_id", "a"),))
     tp = TargetPlan(target, True, [Change("add", n) for n in NUMBERS[:4]], 0, "")
     frozen_during: list[int] = []
@@ -458,3 +474,134 @@ def test_an_apply_leaves_the_heap_unfrozen_even_when_it_fails(tmp_path: Path) ->
         asyncio.run(Executor(conns, state).run(Plan(NOW, [])))
     assert frozen_during and all(n > 0 for n in frozen_during)  # the plan out of sight
     assert gc.get_freeze_count() == 0
+
+
+# -- a target's first requests, before the rest is set up -------------------------------------
+
+HEAD_TYPES = ["ozonetel", "kaleyra", "wooxy", "phonely", "lox24"]
+EXPIRIES_SEEN = [
+    None,
+    dt.datetime(2027, 1, 1, tzinfo=dt.UTC),
+    dt.datetime(2027, 6, 1, tzinfo=dt.UTC),
+]
+
+
+def batch_key(batch: Batch) -> tuple:
+    return (batch.phase, tuple(op.number for op in batch.ops), tuple(sorted(batch.fields.items())))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    type_name=st.sampled_from(HEAD_TYPES),
+    size=st.integers(1, 5),
+    width=st.integers(1, 4),
+    removed=st.just(0) | st.integers(1, 20),  # half of them adds only
+    added=st.lists(st.sampled_from(EXPIRIES_SEEN), max_size=40),
+    known_group=st.booleans(),
+    first=st.integers(1, 30),
+)
+def test_head_and_rest_batches_are_the_batches_of_everything(
+    type_name: str,
+    size: int,
+    width: int,
+    removed: int,
+    added: list,
+    known_group: bool,
+    first: int,
+) -> None:
+    """Apply sends ``head_batches`` of a target's first ops (its first removes, or its
+    first adds when it has none) before the rest is built, then ``batches`` of the rest
+    (the head's ops in none of its batches first): together, exactly the requests
+    ``batches`` makes of everything (no extra one, the same numbers each), the head's
+    all at the first phase of everything."""
+    from reconciler.providers import adapter_class
+    from reconciler.sandbox import emulator_class
+
+    cls = adapter_class(type_name)
+    options: dict = {"batch_size": size, "concurrency": width}
+    if cls.capabilities.auth_modes:
+        options["auth_mode"] = cls.capabilities.auth_modes[0]
+    adapter = cls(type_name, None, dict(emulator_class(type_name).credentials), options)  # type: ignore[arg-type]
+    scope_key = cls.capabilities.scope_fields[0] if cls.capabilities.scope_fields else "s"
+    target = Target(f"{type_name}/x", type_name, type_name, ((scope_key, "x"),))
+    meta = {"group_created": "1"} if known_group else {}
+    numbers = [f"+9190000{i:05d}" for i in range(removed + len(added))]
+    removes = [Op("remove", n) for n in numbers[:removed]]
+    adds = [Op("add", n, e) for n, e in zip(numbers[removed:], added, strict=True)]
+    everything = adapter.batches(target, removes, adds, meta)
+
+    kind = removes or adds
+    taken = kind[:first]
+    head_removes, head_adds = (taken, []) if removes else ([], taken)
+    head = adapter.head_batches(target, head_removes, head_adds, meta)
+    in_head = {id(op) for b in head for op in b.ops}
+    left = [op for op in taken if id(op) not in in_head]
+    if removes:
+        rest = adapter.batches(target, left + removes[first:], adds, meta)
+    else:
+        rest = adapter.batches(target, [], left + adds[first:], meta)
+
+    assert Counter(map(batch_key, head + rest)) == Counter(map(batch_key, everything))
+    if head:
+        assert {b.phase for b in head} == {min(b.phase for b in everything)}
+
+
+class RecordingPhonely(PhonelyAdapter):
+    """Phonely's batching (2 a request, 2 at once), a send that confirms everything and
+    notes each batch and whether the target's rest was set up by then."""
+
+    def __init__(self, events: list) -> None:
+        super().__init__("p", None, {"api_key": "k"}, {"batch_size": 2, "concurrency": 2})  # type: ignore[arg-type]
+        self.events = events
+
+    async def send(self, target, batch):  # noqa: ANN001
+        self.events.append(("send", tuple(op.number for op in batch.ops), batch.phase))
+        await asyncio.sleep(0.01)
+        return BatchResult([Outcome(op, "done") for op in batch.ops])
+
+
+def test_a_head_goes_first_and_the_rest_sends_each_number_once(tmp_path: Path, monkeypatch) -> None:
+    """A target with more ops than its first requests hold sends those (its head) before
+    its rest is built; refusals and repeats at the head's edge are handled once each:
+    every number the guard lets through is sent exactly once, removes before adds, in
+    the fewest requests, and each refused one is one failure."""
+    events: list = []
+    adapter = RecordingPhonely(events)
+    conns = type(
+        "Conns",
+        (),
+        {
+            "adapter": lambda self, name: adapter,
+            "opened": lambda self, name: adapter,
+            "write_limits": lambda self, name: (2, 2),
+        },
+    )()
+    set_up = Executor._set_up
+
+    def noted(self, tp, *args):  # noqa: ANN001, ANN202
+        events.append(("rest set up",))
+        return set_up(self, tp, *args)
+
+    monkeypatch.setattr(Executor, "_set_up", noted)
+    n = [f"+9190000001{i:02d}" for i in range(40)]
+    # the head takes 4 ops (2 a request, 2 at once): n[1] and n[11] again just after it
+    removes = [n[0], n[1], n[2], n[3], n[1], n[4], n[5], n[6], n[7]]
+    managed = {n[0], n[1], n[3], n[4], n[5], n[6], n[7]}  # not n[2]: refused
+    adds = [n[10], n[11], n[12], n[13], n[11], *n[14:20]]
+    changes = [Change("remove", x) for x in removes] + [Change("add", x) for x in adds]
+    target = Target("p/a", "p", "phonely", (("agent_id", "a"),))
+    tp = TargetPlan(target, True, changes, 0, "")
+    guard = Guard(protected=frozenset({n[13]}))  # an add refused
+    with open_state("sqlite", path=tmp_path / "state.db") as state:
+        executor = Executor(conns, state, guard=guard, managed={"p/a": managed})
+        report = asyncio.run(executor.run(Plan(NOW, [tp])))
+    sends = [e for e in events if e[0] == "send"]
+    assert events.index(("rest set up",)) > events.index(sends[0])  # the head went first
+    sent_removes = [x for e in sends if e[2] == 0 for x in e[1]]
+    sent_adds = [x for e in sends if e[2] == 1 for x in e[1]]
+    assert sorted(sent_removes) == sorted({*removes} - {n[2]})
+    assert sorted(sent_adds) == sorted({*adds} - {n[13]})
+    last_remove = max(i for i, e in enumerate(sends) if e[2] == 0)
+    assert all(e[2] == 1 for e in sends[last_remove + 1 :])  # removes before adds
+    assert len(sends) == -(-len(sent_removes) // 2) + -(-len(sent_adds) // 2)
+    assert sorted(f.number for f in report.failures) == sorted([n[2], n[13]])

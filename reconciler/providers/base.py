@@ -69,6 +69,14 @@ class Capabilities:
         return asdict(self)
 
 
+def clamped(wanted: object, limit: int) -> int:
+    """A configured ``batch_size`` or ``concurrency`` (None: not set), never above the
+    type's documented ``limit``."""
+    if isinstance(wanted, int) and not isinstance(wanted, bool) and wanted > 0:
+        return min(limit, wanted)
+    return limit
+
+
 class ProviderAdapter:
     """Base of one provider type's adapter; one instance per provider instance."""
 
@@ -168,6 +176,25 @@ class ProviderAdapter:
         out += [Batch(list(adds[i : i + step]), phase=1) for i in range(0, len(adds), step)]
         return out
 
+    def head_batches(
+        self, target: Target, removes: Sequence[Op], adds: Sequence[Op], meta: Mapping[str, str]
+    ) -> list[Batch]:
+        """The batches ``batches`` makes of a target's first ops (its first removes, or
+        its first adds when it has no removes; the other list empty) that ``batches`` of
+        all its ops makes too: apply sends them while it sets up the rest, and the rest's
+        batches together with these are ``batches`` of everything (no extra request).
+
+        Chunking keeps a prefix's full chunks, so these are the full batches. An
+        adapter that groups its own way (its own ``batches``) sends nothing early unless
+        it says which of its batches a prefix fixes (its own ``head_batches``)."""
+        own = type(self)
+        if own.batches is not ProviderAdapter.batches and (
+            own.head_batches is ProviderAdapter.head_batches
+        ):
+            return []
+        full = 1 if removes and self.capabilities.remove_one_per_call else self.batch_size
+        return [b for b in self.batches(target, removes, adds, meta) if len(b.ops) == full]
+
     async def send(self, target: Target, batch: Batch) -> BatchResult:
         """Carry out one batch: one request (or one per number for one-per-call removes)."""
         raise NotImplementedError
@@ -188,10 +215,7 @@ class ProviderAdapter:
         return self._clamped("concurrency", self.capabilities.concurrency_limit)
 
     def _clamped(self, key: str, limit: int) -> int:
-        wanted = self.options.get(key)
-        if isinstance(wanted, int) and not isinstance(wanted, bool) and wanted > 0:
-            return min(limit, wanted)
-        return limit
+        return clamped(self.options.get(key), limit)
 
     def in_flight_limit(self) -> asyncio.Semaphore:
         """The one semaphore that caps this adapter's requests in flight, refresh pages

@@ -206,6 +206,14 @@ class KaleyraAdapter(ProviderAdapter):
         ops = [*removes, *adds]
         return [Batch(ops[i : i + size], phase=0) for i in range(0, len(ops), size)]
 
+    def head_batches(
+        self, target: Target, removes: Sequence[Op], adds: Sequence[Op], meta: Mapping[str, str]
+    ) -> list[Batch]:
+        """Chunks of the ops in order (removes first), as ``batches``: a prefix's full
+        chunks are the first chunks of all of them (phase 0 either way)."""
+        size = self.batch_size
+        return [b for b in self.batches(target, removes, adds, meta) if len(b.ops) == size]
+
     async def send(self, target: Target, batch: Batch) -> BatchResult:
         """One POST per 100 numbers (one for a batch from ``batches``).
 

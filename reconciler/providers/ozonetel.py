@@ -279,6 +279,17 @@ class OzonetelAdapter(ProviderAdapter):
             ]
         return out
 
+    def head_batches(
+        self, target: Target, removes: Sequence[Op], adds: Sequence[Op], meta: Mapping[str, str]
+    ) -> list[Batch]:
+        """The full batches of a prefix: removes are chunked, adds chunked per expiry
+        group (a prefix's ops of each group are a prefix of that group). Nothing for the
+        adds of a group state does not know: the probe is chosen from all of them."""
+        if adds and not (meta.get("group_created") or meta.get("group_id")):
+            return []
+        limit = self.batch_size
+        return [b for b in self.batches(target, removes, adds, meta) if len(b.ops) == limit]
+
     # -- sending -----------------------------------------------------------------------
 
     async def send(self, target: Target, batch: Batch) -> BatchResult:
