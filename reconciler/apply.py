@@ -18,7 +18,9 @@ targets before any request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import sys
 import threading
 import time
 from collections import Counter
@@ -274,6 +276,41 @@ class _Head:
         return removes, adds[count:]
 
 
+#: seconds a thread holds the GIL while another waits for it, during an apply
+SWITCH_INTERVAL = 0.001
+
+
+@contextlib.contextmanager
+def prompt_switching() -> Iterator[None]:
+    """Inside the block, a thread waiting for the GIL gets it within ``SWITCH_INTERVAL``
+    (Python's default is 5 ms): the event loop waits for it at every wake-up while the
+    set-up thread builds ops, and a request took 6 ms to be written at the default."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(min(before, SWITCH_INTERVAL))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
+
+
+class _Countdown:
+    """An event set once ``count`` jobs are done (at once if none)."""
+
+    def __init__(self, count: int) -> None:
+        self._left = count
+        self._event = asyncio.Event()
+        if count <= 0:
+            self._event.set()
+
+    def done(self) -> None:
+        self._left -= 1
+        if self._left <= 0:
+            self._event.set()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
+
 class Executor:
     """Runs the write operations of a plan against the providers."""
 
@@ -306,6 +343,7 @@ class Executor:
         #: goes on sending the requests of the targets already set up meanwhile
         self._setup: ThreadPoolExecutor | None = None
         self._read: dict[str, tuple[Collection[str], dict[str, str]]] = {}  # target -> state
+        self._heads = _Countdown(0)  # the targets' head set-ups, done or not
 
     @property
     def writer(self) -> StateWriter:
@@ -317,7 +355,7 @@ class Executor:
     async def run(self, plan: Plan) -> ApplyReport:
         """Every target at once (set up one after another in the set-up thread, each
         sending as soon as it is ready). Returns when everything confirmed is recorded."""
-        with frozen_heap():  # the plan and all it refers to outlive the run
+        with frozen_heap(), prompt_switching():  # the plan and all it refers to outlive it
             return await self._run(plan)
 
     async def _run(self, plan: Plan) -> ApplyReport:
@@ -327,6 +365,7 @@ class Executor:
         try:
             names = [tp.target.name for tp in plan.targets]
             self._read = await self._writer.call(self._read_state, names)
+            self._heads = _Countdown(sum(1 for tp in plan.targets if tp.has_writes()))
             tasks = [asyncio.ensure_future(self.run_target(tp)) for tp in plan.targets]
             await asyncio.gather(*tasks)
             await self._writer.flush()
@@ -374,8 +413,12 @@ class Executor:
         # set-ups are jobs of the one set-up thread, taken in order, back to back (the
         # thread takes the next job itself, not when the busy event loop gets round to
         # handing over): every target's head first (each target's first requests, sent
-        # at once), then each target's rest
-        head = await self._in_setup(self._set_up_head, tp, managed, meta)
+        # at once), then the whole set-up of each target that could send none early,
+        # then the rest of each other target
+        try:
+            head = await self._in_setup(self._set_up_head, tp, managed, meta)
+        finally:
+            self._heads.done()
         sending: asyncio.Future[None] | None = None
         if head is not None:
             self._refused(name, head.refused, actions)
@@ -387,6 +430,8 @@ class Executor:
                 adapter = self.connections.adapter(tp.target.provider)
                 sending = asyncio.ensure_future(self._send(tp, adapter, head.batches, actions))
         try:
+            if sending is not None:  # a target sending nothing yet is set up before the rests
+                await self._heads.wait()
             refused, ops, batches = await self._in_setup(self._set_up, tp, managed, meta, head)
             self._refused(name, refused, actions)
             if ops is None:  # nothing more to send (a provider not opened yet is not opened)
