@@ -292,3 +292,20 @@ def test_numbers_in_protected_ranges_are_not_imported(project) -> None:
         assert "+18885550123" not in listed_numbers(written)
     assert "1 protected" in result.stdout
     assert run("validate").exit_code == 0
+
+
+def test_an_import_keeps_the_desired_state_frozen_and_unfreezes_after(
+    project, freeze_during_refresh
+) -> None:
+    """The desired state outlives the import: out of the collector's sight while it
+    reads the target and writes the file, and nothing is left frozen after, failed or not."""
+    import gc
+
+    from reconciler.operations import imports
+
+    frozen = freeze_during_refresh(imports)
+    assert run("import", "kaleyra/sms", "--at", AT).exit_code == 0
+    assert frozen and frozen[0] > 0
+    assert gc.get_freeze_count() == 0
+    assert run("import", "kaleyra/sms", "--at", AT).exit_code == 1  # the file exists now
+    assert gc.get_freeze_count() == 0

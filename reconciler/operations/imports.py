@@ -48,6 +48,7 @@ from ..desired import Desired, load_desired
 from ..domain import DesiredEntry, LiveEntry, ManagedEntry, Target
 from ..errors import BlocklistError, ConfigError
 from ..expiry import iso
+from ..gcpause import frozen_heap
 from ..models import NAME_PATTERN
 from ..numbers import InvalidNumber, normalise
 from ..policy import ProtectedRanges
@@ -368,9 +369,14 @@ def _write_atomic(path: Path, text: str) -> None:
 
 async def run_import(options: ImportOptions, ui: UI | None = None) -> ImportResult:
     """Refresh one target, write its list file(s), check they load, adopt the entries."""
+    desired = load_desired(options.directory, str(options.directory))
+    # the desired state outlives the import: full collections need not traverse it
+    with frozen_heap():
+        return await _run_import(desired, options, ui)
+
+
+async def _run_import(desired: Desired, options: ImportOptions, ui: UI | None) -> ImportResult:
     directory = options.directory
-    shown = str(directory)
-    desired = load_desired(directory, shown)
     target = resolve_target(desired, options.target)
     caps = adapter_class(target.type).capabilities
     if not caps.can_list:
