@@ -692,7 +692,9 @@ def machine() -> str:
                 cpu = line.split(":", 1)[1].strip()
                 break
     load = Path("/proc/loadavg").read_text().split()[:3]
-    repo = Path(__file__).resolve().parent.parent
+    import reconciler  # the code this process measures: PYTHONPATH, else the installed one
+
+    repo = Path(reconciler.__file__).resolve().parent.parent
     try:
         head = subprocess.run(
             ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
@@ -710,7 +712,7 @@ def machine() -> str:
             f" + {len(dirty)} uncommitted files in reconciler/" if dirty else ""
         )
     except (OSError, subprocess.CalledProcessError):
-        code = "code: not a git checkout"
+        code = f"code in {repo} (not a git checkout)"
     return (
         f"{os.cpu_count()} CPUs ({cpu}), Python {sys.version.split()[0]}, "
         f"load average {' '.join(load)}; {code}"
