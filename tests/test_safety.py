@@ -292,6 +292,34 @@ def test_the_executor_refuses_protected_unmanaged_and_opt_out_numbers(project: P
     assert report.batches == 0 and sandbox_files(project) == before
 
 
+def test_a_target_whose_first_ops_are_all_refused_opens_no_provider(project: Path) -> None:
+    """More removes than a target's first requests hold (apply's head), every one of
+    them unmanaged: all refused, each once, and neither provider is called (nor its
+    sandbox file written)."""
+    directory = project / "blocklists"
+    desired = load_desired(directory)
+    unmanaged = [f"+1415555{i:04d}" for i in range(25)]
+    plan = Plan(
+        dt.datetime(2026, 11, 23, tzinfo=dt.UTC),
+        [
+            TargetPlan(desired.targets[name], True, [Change("remove", n) for n in unmanaged], 0, "")
+            for name in ("wooxy/account", "lox24/7116")
+        ],
+    )
+    before = sandbox_files(project)
+
+    async def go():
+        with open_state("sqlite", path=project / "blocklists" / ".blocklist" / "state.db") as state:
+            async with Connections(desired.config, directory) as conns:
+                report = await Executor(conns, state, guard=Guard.of(plan)).run(plan)
+                return report, dict(conns.adapters)
+
+    report, opened = asyncio.run(go())
+    assert sorted(f.number for f in report.failures) == sorted(unmanaged * 2)
+    assert all(f.reason.startswith("refused: state does not record it") for f in report.failures)
+    assert report.batches == 0 and not opened and sandbox_files(project) == before
+
+
 # -- 5. every YAML path is read or is an error ---------------------------------------------
 
 
