@@ -494,7 +494,7 @@ class Executor:
         caps = adapter_class(tp.target.type).capabilities
         removes, adds = tp.write_counts()
         first = (1 if removes and caps.remove_one_per_call else batch) * width
-        if (removes or adds) <= first:
+        if removes + adds <= first:  # a few ops: the whole set-up is as quick
             return None
         with paused_gc():
             head_removes, head_adds = tp.write_ops(first)

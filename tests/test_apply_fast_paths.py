@@ -615,3 +615,45 @@ def test_a_head_goes_first_and_the_rest_sends_each_number_once(tmp_path: Path, m
     assert all(e[2] == 1 for e in sends[last_remove + 1 :])  # removes before adds
     assert len(sends) == -(-len(sent_removes) // 2) + -(-len(sent_adds) // 2)
     assert sorted(f.number for f in report.failures) == sorted([n[2], n[13]])
+
+
+class OnePerCallPhonely(RecordingPhonely):
+    """The same, removing one number a request (as Wooxy and LOX24 do)."""
+
+    capabilities = replace(PhonelyAdapter.capabilities, remove_one_per_call=True)
+
+
+def test_a_few_removes_go_before_the_adds_are_built(tmp_path: Path, monkeypatch) -> None:
+    """A target with fewer removes than its first requests hold and many adds: the
+    removes (one a request, each a whole batch) are its head, sent while the adds are
+    being built, not after."""
+    events: list = []
+    adapter = OnePerCallPhonely(events)
+    conns = type(
+        "Conns",
+        (),
+        {
+            "adapter": lambda self, name: adapter,
+            "opened": lambda self, name: adapter,
+            "write_limits": lambda self, name: (2, 2),
+        },
+    )()
+    set_up = Executor._set_up
+
+    def noted(self, tp, *args):  # noqa: ANN001, ANN202
+        time.sleep(0.2)  # as 20 000 adds take a while
+        events.append(("rest set up",))
+        return set_up(self, tp, *args)
+
+    monkeypatch.setattr(Executor, "_set_up", noted)
+    n = [f"+9190000002{i:02d}" for i in range(32)]
+    changes = [Change("remove", x) for x in n[:2]] + [Change("add", x) for x in n[2:]]
+    tp = TargetPlan(Target("p/a", "p", "phonely", (("agent_id", "a"),)), True, changes, 0, "")
+    with open_state("sqlite", path=tmp_path / "state.db") as state:
+        executor = Executor(conns, state, managed={"p/a": set(n[:2])})
+        report = asyncio.run(executor.run(Plan(NOW, [tp])))
+    sends = [e for e in events if e[0] == "send"]
+    assert [e[1] for e in sends[:2]] == [(n[0],), (n[1],)]  # the removes, one each, first
+    assert events.index(sends[1]) < events.index(("rest set up",))
+    assert sorted(x for e in sends if e[2] == 1 for x in e[1]) == n[2:]
+    assert not report.failures
