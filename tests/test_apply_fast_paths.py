@@ -569,14 +569,18 @@ class RecordingPhonely(PhonelyAdapter):
         return BatchResult([Outcome(op, "done") for op in batch.ops])
 
 
-def test_a_head_goes_first_and_the_rest_sends_each_number_once(tmp_path: Path, monkeypatch) -> None:
-    """A target with more ops than its first requests hold sends those (its head) before
-    its rest is built; refusals and repeats at the head's edge are handled once each:
-    every number the guard lets through is sent exactly once, removes before adds, in
-    the fewest requests, and each refused one is one failure."""
-    events: list = []
-    adapter = RecordingPhonely(events)
-    conns = type(
+def recording_connections(adapter: RecordingPhonely, monkeypatch) -> object:
+    """Fake connections with ``adapter`` open (2 a request, 2 at once); each target's
+    rest set-up takes 0.2 s (as 20 000 ops do) and is noted in ``adapter.events``."""
+    set_up = Executor._set_up
+
+    def noted(self, tp, *args):  # noqa: ANN001, ANN202
+        time.sleep(0.2)
+        adapter.events.append(("rest set up",))
+        return set_up(self, tp, *args)
+
+    monkeypatch.setattr(Executor, "_set_up", noted)
+    return type(
         "Conns",
         (),
         {
@@ -585,14 +589,15 @@ def test_a_head_goes_first_and_the_rest_sends_each_number_once(tmp_path: Path, m
             "write_limits": lambda self, name: (2, 2),
         },
     )()
-    set_up = Executor._set_up
 
-    def noted(self, tp, *args):  # noqa: ANN001, ANN202
-        time.sleep(0.2)  # as 20 000 ops take a while
-        events.append(("rest set up",))
-        return set_up(self, tp, *args)
 
-    monkeypatch.setattr(Executor, "_set_up", noted)
+def test_a_head_goes_first_and_the_rest_sends_each_number_once(tmp_path: Path, monkeypatch) -> None:
+    """A target with more ops than its first requests hold sends those (its head) before
+    its rest is built; refusals and repeats at the head's edge are handled once each:
+    every number the guard lets through is sent exactly once, removes before adds, in
+    the fewest requests, and each refused one is one failure."""
+    events: list = []
+    conns = recording_connections(RecordingPhonely(events), monkeypatch)
     n = [f"+9190000001{i:02d}" for i in range(40)]
     # the head takes 4 ops (2 a request, 2 at once): n[1] and n[11] again just after it
     removes = [n[0], n[1], n[2], n[3], n[1], n[4], n[5], n[6], n[7]]
@@ -628,24 +633,7 @@ def test_a_few_removes_go_before_the_adds_are_built(tmp_path: Path, monkeypatch)
     removes (one a request, each a whole batch) are its head, sent while the adds are
     being built, not after."""
     events: list = []
-    adapter = OnePerCallPhonely(events)
-    conns = type(
-        "Conns",
-        (),
-        {
-            "adapter": lambda self, name: adapter,
-            "opened": lambda self, name: adapter,
-            "write_limits": lambda self, name: (2, 2),
-        },
-    )()
-    set_up = Executor._set_up
-
-    def noted(self, tp, *args):  # noqa: ANN001, ANN202
-        time.sleep(0.2)  # as 20 000 adds take a while
-        events.append(("rest set up",))
-        return set_up(self, tp, *args)
-
-    monkeypatch.setattr(Executor, "_set_up", noted)
+    conns = recording_connections(OnePerCallPhonely(events), monkeypatch)
     n = [f"+9190000002{i:02d}" for i in range(32)]
     changes = [Change("remove", x) for x in n[:2]] + [Change("add", x) for x in n[2:]]
     tp = TargetPlan(Target("p/a", "p", "phonely", (("agent_id", "a"),)), True, changes, 0, "")
