@@ -260,20 +260,22 @@ class _Head:
 
     def cut(self, adapter: ProviderAdapter, target: Target, meta: Mapping[str, str]) -> None:
         """The batches the adapter fixes from the ops let through, and what is left."""
-        removes, adds = (self.passed, []) if self.removes else ([], self.passed)
-        self.batches = adapter.head_batches(target, removes, adds, meta)
+        self.batches = adapter.head_batches(target, *self.join(self.passed, []), meta)
         sent = {id(op) for b in self.batches for op in b.ops}
         self.left = [op for op in self.passed if id(op) not in sent]
 
     def rest(self, removes: list[Op], adds: list[Op]) -> tuple[list[Op], list[Op]]:
-        """``write_ops()`` without the ops taken: they must be its first ones."""
-        ops = removes if self.removes else adds
+        """``write_ops()`` as (the head's kind without the ops taken, the other kind):
+        the ops taken must be its first ones."""
+        own, other = (removes, adds) if self.removes else (adds, removes)
         count = len(self.taken)
-        if [op.number for op in ops[:count]] != [op.number for op in self.taken]:
+        if [op.number for op in own[:count]] != [op.number for op in self.taken]:
             raise RuntimeError("a target's first ops changed between its head and the rest")
-        if self.removes:
-            return removes[count:], adds
-        return removes, adds[count:]
+        return own[count:], other
+
+    def join(self, own: list[Op], other: list[Op]) -> tuple[list[Op], list[Op]]:
+        """(removes, adds) of ops of the head's kind and of the other kind."""
+        return (own, other) if self.removes else (other, own)
 
 
 #: seconds a thread holds the GIL while another waits for it, during an apply
@@ -486,11 +488,7 @@ class Executor:
         enough to fill its concurrency; cut from them on the event loop if its adapter
         is not open yet (it is opened there, and only with something to send). None
         where the rest is as quick to set up (a few ops)."""
-        adapter = self.connections.opened(tp.target.provider)
-        if adapter is not None:
-            batch, width = adapter.batch_size, adapter.concurrency
-        else:
-            batch, width = self.connections.write_limits(tp.target.provider)
+        batch, width = self.connections.write_limits(tp.target.provider)
         caps = adapter_class(tp.target.type).capabilities
         removes, adds = tp.write_counts()
         first = (1 if removes and caps.remove_one_per_call else batch) * width
@@ -501,6 +499,7 @@ class Executor:
             taken = head_removes or head_adds
             passed, refused = self.screen(tp, taken, managed)
             head = _Head(taken, refused, passed, bool(head_removes))
+            adapter = self.connections.opened(tp.target.provider)
             if adapter is not None:
                 head.cut(adapter, tp.target, meta)
         return head
@@ -519,20 +518,19 @@ class Executor:
         if the adapter was not open). The head's ops not in its batches go first."""
         with paused_gc():  # tens of thousands of new ops, none of them garbage
             removes, adds = tp.write_ops()
-            seen: set[str] = set()
-            if head is not None:
-                removes, adds = head.rest(removes, adds)
-                seen = {op.number for op in head.taken}
-            (removes, refused), (adds, refused_adds) = (
-                self.screen(tp, removes, managed, seen if head and head.removes else set()),
-                self.screen(tp, adds, managed, set() if head and head.removes else seen),
-            )
-            refused += refused_adds
-            if head is not None:
-                if head.removes:
-                    removes = head.left + removes
-                else:
-                    adds = head.left + adds
+            if head is None:
+                (removes, refused), (adds, more) = (
+                    self.screen(tp, removes, managed),
+                    self.screen(tp, adds, managed),
+                )
+            else:  # the head's kind: none of the numbers it took, its leftovers first
+                own, other = head.rest(removes, adds)
+                (own, refused), (other, more) = (
+                    self.screen(tp, own, managed, {op.number for op in head.taken}),
+                    self.screen(tp, other, managed),
+                )
+                removes, adds = head.join(head.left + own, other)
+            refused += more
             if not removes and not adds:
                 return refused, None, None
             adapter = self.connections.opened(tp.target.provider)

@@ -183,7 +183,7 @@ class Connections:
         cls = adapter_class(inst.type)
         credentials = resolve_credentials(name, inst, self.env)
         caps = cls.capabilities
-        concurrency = min(inst.concurrency or caps.concurrency_limit, caps.concurrency_limit)
+        _, concurrency = self.write_limits(name)
         timeout = httpx.Timeout(inst.timeout or DEFAULT_TIMEOUT, connect=10.0)
         # every request of an adapter holds one of its ``concurrency`` slots: as many
         # connections suffice, and each spare idle one is probed (a poll) per request

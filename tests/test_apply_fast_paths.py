@@ -387,7 +387,11 @@ def test_targets_are_set_up_in_order_off_the_loop_and_send_as_each_is_ready(
         asked.append(name)
         return adapters.setdefault(name, SlowSetUpAdapter(events))
 
-    conns = type("Conns", (), {"adapter": adapter, "opened": lambda self, n: adapters.get(n)})()
+    conns = type(
+        "Conns",
+        (),
+        {"adapter": adapter, "opened": lambda self, n: adapters.get(n), "write_limits": limits_of},
+    )()
     plans = [
         TargetPlan(
             Target(name, name, "phonely", (("agent_id", name),)),

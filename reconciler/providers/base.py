@@ -192,6 +192,13 @@ class ProviderAdapter:
             own.head_batches is ProviderAdapter.head_batches
         ):
             return []
+        return self.full_batches(target, removes, adds, meta)
+
+    def full_batches(
+        self, target: Target, removes: Sequence[Op], adds: Sequence[Op], meta: Mapping[str, str]
+    ) -> list[Batch]:
+        """The batches of ``batches`` that hold as many ops as one request takes: those
+        a prefix of the ops fixes wherever ``batches`` cuts them into chunks."""
         full = 1 if removes and self.capabilities.remove_one_per_call else self.batch_size
         return [b for b in self.batches(target, removes, adds, meta) if len(b.ops) == full]
 

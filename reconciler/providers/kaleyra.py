@@ -211,8 +211,7 @@ class KaleyraAdapter(ProviderAdapter):
     ) -> list[Batch]:
         """Chunks of the ops in order (removes first), as ``batches``: a prefix's full
         chunks are the first chunks of all of them (phase 0 either way)."""
-        size = self.batch_size
-        return [b for b in self.batches(target, removes, adds, meta) if len(b.ops) == size]
+        return self.full_batches(target, removes, adds, meta)
 
     async def send(self, target: Target, batch: Batch) -> BatchResult:
         """One POST per 100 numbers (one for a batch from ``batches``).

@@ -287,8 +287,7 @@ class OzonetelAdapter(ProviderAdapter):
         adds of a group state does not know: the probe is chosen from all of them."""
         if adds and not (meta.get("group_created") or meta.get("group_id")):
             return []
-        limit = self.batch_size
-        return [b for b in self.batches(target, removes, adds, meta) if len(b.ops) == limit]
+        return self.full_batches(target, removes, adds, meta)
 
     # -- sending -----------------------------------------------------------------------
 
