@@ -155,12 +155,30 @@ class Desired:
         return h.hexdigest()
 
 
+#: (expiry, reason, attrs) lines' tails kept by ``_entries_text`` (free-text reasons
+#: need not repeat)
+_TAILS_KEPT = 4096
+
+
 def _entries_text(entries: Mapping[str, DesiredEntry]) -> bytes:
-    """What ``Desired.digest`` hashes of one target's entries, in number order."""
-    return "".join(
-        f"{n}|{iso(e.expires)}|{e.reason}|{e.attrs}\n"
-        for n, e in ((n, entries[n]) for n in sorted(entries))
-    ).encode()
+    """What ``Desired.digest`` hashes of one target's entries, in number order: a line
+    ``number|expiry|reason|attrs`` each. The text after the number is made once for
+    each (expiry, reason, attrs) objects, which entries share (a million entries have a
+    few hundred expiries)."""
+    tails: dict[tuple[int, int, int], str] = {}
+    parts: list[str] = []
+    add = parts.append
+    for n in sorted(entries):
+        e = entries[n]
+        key = (id(e.expires), id(e.reason), id(e.attrs))  # alive, so never reused here
+        tail = tails.get(key)
+        if tail is None:
+            if len(tails) >= _TAILS_KEPT:
+                tails.clear()
+            tail = tails[key] = f"|{iso(e.expires)}|{e.reason}|{e.attrs}\n"
+        add(n)
+        add(tail)
+    return "".join(parts).encode()
 
 
 YAML_SUFFIXES = (".yaml", ".yml")
