@@ -391,6 +391,26 @@ def test_duplicates_become_one_entry_and_are_removed_together(make):
     assert again.status == "already"
 
 
+def test_a_duplicate_opted_out_makes_its_number_an_opt_out(make):
+    """The first row's text, every id in list order, opted out if any row is."""
+    lox = make()
+    first = lox.emulator.add_phone(8000, "+4915112345607")
+    second = lox.emulator.add_phone(
+        8000, "004915112345607", unsubscribed_at="2026-01-02T03:04:05+00:00"
+    )
+    other = lox.emulator.add_phone(8000, "+4915112345608")
+    entries = {e.number: e for e in refresh(lox, BIG)}
+    assert set(entries) == {"+4915112345607", "+4915112345608"}
+    twice = entries["+4915112345607"]
+    assert (twice.raw, twice.provider_ids, twice.opt_out) == (
+        "+4915112345607",
+        (first, second),
+        True,
+    )
+    once = entries["+4915112345608"]
+    assert (once.provider_ids, once.opt_out) == ((other,), False)
+
+
 def test_refresh_of_a_missing_group_is_a_provider_error(lox):
     missing = Target("lox24/4242", "lox24", "lox24", (("group_id", "4242"),))
     with pytest.raises(ProviderError) as err:

@@ -255,28 +255,19 @@ class Lox24Adapter(ProviderAdapter):
 
     async def refresh(self, target: Target) -> list[LiveEntry]:
         gid = self._group_id(target)
-        members = await self._list_group(gid)
-        by_number: dict[str, list[tuple[LiveEntry, str]]] = {}
-        for raw, pid, opted_out in members:
-            entry = self._live(raw, opt_out=opted_out)
-            by_number.setdefault(entry.number, []).append((entry, pid))
-        entries = []
-        for rows in by_number.values():
-            # [INFER] duplicates in a group are allowed (no uniqueness rule documented):
-            # one entry per number with all its phone ids, so a remove deletes them all.
-            first = rows[0][0]
-            entries.append(
-                LiveEntry(
-                    number=first.number,
-                    raw=first.raw,
-                    provider_ids=tuple(pid for _, pid in rows),
-                    # Doc: unsubscribed_at "Timestamp when user was unsubscribed by a link":
-                    # the user's own opt-out, never to be removed by default.
-                    opt_out=any(e.opt_out for e, _ in rows),
-                    unparsed=first.unparsed,
-                )
-            )
-        return entries
+        by_number: dict[str, LiveEntry] = {}
+        for raw, pid, opted_out in await self._list_group(gid):
+            # Doc: unsubscribed_at "Timestamp when user was unsubscribed by a link": the
+            # user's own opt-out, never to be removed by default.
+            entry = self._live(raw, provider_ids=(pid,), opt_out=opted_out)
+            held = by_number.setdefault(entry.number, entry)
+            if held is not entry:
+                # [INFER] duplicates in a group are allowed (no uniqueness rule documented):
+                # one entry per number (the first's text) with all its phone ids, so a
+                # remove deletes them all; opted out if any of them is.
+                held.provider_ids += (pid,)
+                held.opt_out = held.opt_out or opted_out
+        return list(by_number.values())
 
     async def _list_group(self, gid: str) -> list[tuple[str, str, bool]]:
         """(raw phone, phone id, unsubscribed) of every phone of the group, list order."""
