@@ -38,7 +38,7 @@ from reconciler.apply import (
 )
 from reconciler.domain import Batch, BatchResult, ManagedEntry, Op, Outcome, Target
 from reconciler.errors import StateError
-from reconciler.gcpause import frozen_heap
+from reconciler.gcpause import frozen_heap, keep_alive
 from reconciler.plan import Change, Plan, TargetPlan
 from reconciler.policy import ProtectedRanges
 from reconciler.providers import ProviderAdapter
@@ -456,6 +456,56 @@ def test_frozen_heap_freezes_for_the_block_only_and_leaves_a_frozen_heap_frozen(
         gc.unfreeze()
     gc.collect()
     assert kept() is None  # ...and garbage after it, collected once the run is over
+
+
+def test_keep_alive_freezes_only_inside_a_frozen_heap_of_ours() -> None:
+    gc.collect()
+    keep_alive()  # outside any block: nothing
+    assert gc.get_freeze_count() == 0
+    with frozen_heap():
+        before = gc.get_freeze_count()
+        made = [[i] for i in range(1000)]
+        keep_alive()
+        assert gc.get_freeze_count() >= before + len(made)
+    assert gc.get_freeze_count() == 0
+    del made
+    gc.freeze()  # the embedding program's frozen heap: neither grown nor undone
+    try:
+        with frozen_heap():
+            before = gc.get_freeze_count()
+            alive = [[i] for i in range(1000)]
+            keep_alive()
+            assert gc.get_freeze_count() == before
+            del alive
+        assert gc.get_freeze_count() == before
+    finally:
+        gc.unfreeze()
+
+
+def test_a_refresh_keeps_each_targets_live_entries_out_of_the_collectors_sight() -> None:
+    """Read inside a frozen heap, the live entries are frozen as each target is read (a
+    full collection during the rest of the refresh would traverse them all)."""
+    from reconciler.domain import LiveEntry
+    from reconciler.operations.common import refresh_targets
+
+    frozen_after: dict[str, int] = {}
+
+    class Reader:
+        async def refresh(self, target: Target) -> list[LiveEntry]:
+            await asyncio.sleep(0)
+            frozen_after.setdefault("first read starts", gc.get_freeze_count())
+            return [LiveEntry(f"+9198765{i:05d}", attrs=((target.name, "x"),)) for i in range(2000)]
+
+    conns = type("Conns", (), {"adapter": lambda self, name: Reader()})()
+    targets = [Target(f"p/{a}", "p", "phonely", (("agent_id", a),)) for a in "ab"]
+    gc.collect()
+    with frozen_heap():
+        live = asyncio.run(refresh_targets(conns, targets))
+        assert gc.get_freeze_count() >= frozen_after["first read starts"] + 2 * 2000
+        assert all(len(entries) == 2000 for entries in live.values())
+    assert gc.get_freeze_count() == 0
+    asyncio.run(refresh_targets(conns, targets))  # no block: nothing frozen
+    assert gc.get_freeze_count() == 0
 
 
 def test_an_apply_leaves_the_heap_unfrozen_even_when_it_fails(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.domain import DesiredEntry, LiveEntry, ManagedEntry, Target
+from reconciler.gcpause import rare_full_collections
 from reconciler.models import Safety
 from reconciler.plan import CHANGE_ACTIONS, plan_target
 
@@ -195,6 +196,58 @@ def test_thresholds_from_zero_entries_do_not_divide_by_zero() -> None:
     desired = {n: d(n) for n in NUMBERS[:3]}
     tp = plan_target(T, desired, {}, {}, NOW, safety=Safety(min_existing=0))
     assert tp.safe and tp.count("add") == 3
+
+
+def test_a_plan_freezes_what_it_loaded_before_the_collector_is_back(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No collection from the load to the refresh traverses the young objects the load
+    built (the first after a paused load traversed all of them: 0.3 s of a million
+    numbers); and targets are read with full collections ten times rarer."""
+    from reconciler.operations import common
+    from reconciler.operations import plan as plan_op
+    from reconciler.providers.kaleyra import KaleyraAdapter
+
+    numbers = [f"+9198765{i:05d}" for i in range(3000)]
+    (project / "blocklists" / "many.yaml").write_text(
+        "version: 1\nname: many\ntargets:\n  - {provider: kaleyra, channel: sms}\n"
+        "entries:\n" + "".join(f'  - "{n}"\n' for n in numbers)
+    )
+    events: list[object] = []
+    real_load, real_read = common.load_desired, KaleyraAdapter.refresh
+
+    def load(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        events.append("load")
+        return real_load(*args, **kwargs)
+
+    async def read(self, target):  # noqa: ANN001, ANN202
+        events.append(("read", gc.get_threshold()))
+        return await real_read(self, target)
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and "load" in events and not any(type(e) is tuple for e in events):
+            events.append(gc.get_count()[0])  # the young objects it traverses
+
+    monkeypatch.setattr(common, "load_desired", load)
+    monkeypatch.setattr(KaleyraAdapter, "refresh", read)
+    normal = gc.get_threshold()
+    gc.callbacks.append(seen)
+    try:
+        asyncio.run(plan_op.run_plan(plan_op.PlanOptions(project / "blocklists", now=NOW)))
+    finally:
+        gc.callbacks.remove(seen)
+    young = [e for e in events if type(e) is int]
+    assert all(n <= 2 * normal[0] for n in young), young
+    assert ("read", (normal[0], normal[1], normal[2] * 10)) in events
+    assert gc.get_threshold() == normal
+
+
+def test_full_collections_are_rarer_inside_the_block_only() -> None:
+    before = gc.get_threshold()
+    with pytest.raises(RuntimeError), rare_full_collections():
+        assert gc.get_threshold() == (before[0], before[1], before[2] * 10)
+        raise RuntimeError
+    assert gc.get_threshold() == before
 
 
 def test_a_plan_keeps_the_desired_state_frozen_while_it_refreshes_and_unfreezes_after(

@@ -22,7 +22,7 @@ from pathlib import Path
 from ..apply import Executor, Guard
 from ..ci import actor, git_commit
 from ..connections import Connections
-from ..desired import Desired, load_desired
+from ..desired import Desired
 from ..errors import StalePlanError, UnsafePlanError
 from ..gcpause import frozen_heap
 from ..plan import Plan
@@ -30,7 +30,7 @@ from ..plancompare import compare_plans, summary_line
 from ..planfile import load_plan
 from ..report import ApplyReport
 from ..state import StateBackend, current_lock_info
-from .common import make_plan, open_run_state, select_targets
+from .common import load_frozen, make_plan, open_run_state, select_targets
 from .ui import UI, Stop
 
 #: differences described when a saved plan is refused (the rest are counted)
@@ -60,10 +60,10 @@ class ApplyResult:
 
 async def run_apply(options: ApplyOptions, ui: UI, stop: Stop) -> ApplyResult:
     """Lock, plan or check the saved plan, confirm, execute, record the audit."""
-    desired = load_desired(options.directory, str(options.directory))
     # the desired state outlives the run: out of the collector's sight (``run_plan``);
     # the executor freezes the plan and the live entries too when it starts
     with frozen_heap():
+        desired = load_frozen(options.directory)
         async with locked_run(
             desired,
             options.directory,

@@ -55,7 +55,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..connections import Connections
-from ..desired import Desired, load_desired
+from ..desired import Desired
 from ..domain import DesiredEntry, LiveEntry, ManagedEntry, Target
 from ..errors import BlocklistError
 from ..expiry import iso
@@ -63,7 +63,7 @@ from ..gcpause import frozen_heap, paused_gc
 from ..models import ProvidersFile
 from ..plan import Change, DeclaredRun, plan_target
 from ..providers import adapter_class
-from .common import open_run_state, refresh_targets, select_targets
+from .common import load_frozen, open_run_state, refresh_targets, select_targets
 from .ui import UI
 
 #: (category, label, explanation), in report order; ``unmanaged`` last
@@ -348,10 +348,10 @@ def parse_window(text: str) -> dt.timedelta:
 async def run_audit(options: AuditOptions, ui: UI | None = None) -> AuditReport:
     """Refresh the selected targets and read state; write nothing anywhere."""
     window = parse_window(options.window)
-    desired = load_desired(options.directory, str(options.directory))
     # the desired state, then state's and the live entries, outlive the audit: kept out
     # of the collector's sight until the report is built (as ``run_plan`` does)
     with frozen_heap() as freeze_more:
+        desired = load_frozen(options.directory)
         return await _audited(desired, options, ui, window, freeze_more)
 
 

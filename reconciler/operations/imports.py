@@ -54,7 +54,7 @@ from ..numbers import InvalidNumber, normalise
 from ..policy import ProtectedRanges
 from ..providers import adapter_class
 from ..state import StateBackend, current_lock_info
-from .common import open_run_state, refresh_targets
+from .common import load_frozen, open_run_state, refresh_targets
 from .ui import UI
 
 SCHEMA_FILE = "blocklist.schema.json"
@@ -369,9 +369,9 @@ def _write_atomic(path: Path, text: str) -> None:
 
 async def run_import(options: ImportOptions, ui: UI | None = None) -> ImportResult:
     """Refresh one target, write its list file(s), check they load, adopt the entries."""
-    desired = load_desired(options.directory, str(options.directory))
     # the desired state outlives the import: full collections need not traverse it
     with frozen_heap():
+        desired = load_frozen(options.directory)
         return await _run_import(desired, options, ui)
 
 

@@ -13,12 +13,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..connections import Connections
-from ..desired import Desired, load_desired
+from ..desired import Desired
 from ..errors import CredentialError
 from ..gcpause import frozen_heap
 from ..plan import Plan
 from ..state import StateBackend
-from .common import build_plan, managed_of, open_run_state, refresh_targets, select_targets
+from .common import (
+    build_plan,
+    load_frozen,
+    managed_of,
+    open_run_state,
+    refresh_targets,
+    select_targets,
+)
 from .ui import UI
 
 
@@ -38,10 +45,10 @@ class PlanResult:
 
 
 async def run_plan(options: PlanOptions, ui: UI | None = None) -> PlanResult:
-    desired = load_desired(options.directory, str(options.directory))
     # the desired state outlives the plan: no full collection during refresh and diff
     # need traverse its millions of objects (nor the live entries, once read)
     with frozen_heap() as freeze_more:
+        desired = load_frozen(options.directory)
         return await _planned(desired, options, ui, freeze_more)
 
 
