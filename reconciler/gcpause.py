@@ -34,17 +34,27 @@ def paused_gc() -> Iterator[None]:
 
 @contextlib.contextmanager
 def rare_full_collections(factor: int = 10) -> Iterator[None]:
-    """Full collections ``factor`` times rarer inside the block (as they were after it).
-    Young collections still free what each request leaves behind (cycles of responses
-    and their bodies, which die young: pausing the collector for a refresh of a million
+    """Full collections ``factor`` times rarer inside the block (as they were after the
+    last of the blocks running, which may overlap: concurrent refreshes). Young
+    collections still free what each request leaves behind (cycles of responses and
+    their bodies, which die young: pausing the collector for a refresh of a million
     numbers held 90 MB more); full ones traverse every object not frozen, and a
     refresh's entries pile up without ever being garbage (0.5 s of that refresh)."""
-    young, middle, full = gc.get_threshold()
-    gc.set_threshold(young, middle, full * factor)
+    global _rare
+    if not _rare:
+        _saved[:] = gc.get_threshold()
+        gc.set_threshold(_saved[0], _saved[1], _saved[2] * factor)
+    _rare += 1
     try:
         yield
     finally:
-        gc.set_threshold(young, middle, full)
+        _rare -= 1
+        if not _rare:
+            gc.set_threshold(*_saved)
+
+
+_rare = 0  # rare_full_collections blocks running
+_saved: list[int] = []  # the thresholds before the first of them
 
 
 _held = 0  # frozen_heap blocks running (in this process's one thread that runs them)

@@ -242,11 +242,22 @@ def test_a_plan_freezes_what_it_loaded_before_the_collector_is_back(
     assert gc.get_threshold() == normal
 
 
-def test_full_collections_are_rarer_inside_the_block_only() -> None:
+def test_full_collections_are_rarer_inside_the_blocks_only_even_when_they_overlap() -> None:
+    """Concurrent refreshes (``blocklist why`` reads targets at once) overlap their
+    blocks: the threshold is raised once and restored when the last one ends."""
     before = gc.get_threshold()
+    raised = (before[0], before[1], before[2] * 10)
     with pytest.raises(RuntimeError), rare_full_collections():
-        assert gc.get_threshold() == (before[0], before[1], before[2] * 10)
+        assert gc.get_threshold() == raised
         raise RuntimeError
+    assert gc.get_threshold() == before
+    first, second = rare_full_collections(), rare_full_collections()
+    first.__enter__()
+    second.__enter__()
+    assert gc.get_threshold() == raised
+    first.__exit__(None, None, None)  # the first ends before the second
+    assert gc.get_threshold() == raised
+    second.__exit__(None, None, None)
     assert gc.get_threshold() == before
 
 
