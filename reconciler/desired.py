@@ -29,6 +29,7 @@ from .expiry import add_ttl, iso, to_utc
 from .gcpause import paused_gc
 from .models import TTL_PATTERN, Entry, ListFile, ProvidersFile
 from .numbers import InvalidNumber, fast_e164, is_known_region, normalise, remember_validated
+from .plan import SortedNumbers
 from .policy import MetadataRule, ProtectedRanges, entry_metadata, metadata_rules
 from .providers import adapter_class
 from .sources import SUFFIXES as SOURCE_SUFFIXES
@@ -138,11 +139,14 @@ class Desired:
             seen.update(per_target)
         return len(seen)
 
-    def digest(self) -> str:
+    def digest(self, orders: list[SortedNumbers] | None = None) -> str:
         """A stable digest of what is declared (for saved plans).
 
         The targets of one list share one mapping of entries: its text is made once
-        and hashed for each of them (the last mapping's text is kept, no more)."""
+        and hashed for each of them (the last mapping's text is kept, no more). Each
+        mapping is read in number order from an ``orders`` sort that holds its numbers
+        (the diff's), else from one made here (and added to ``orders``)."""
+        pool = orders if orders is not None else []
         h = hashlib.sha256()
         last: tuple[Mapping[str, DesiredEntry] | None, bytes] = (None, b"")
         for name in sorted(self.entries):
@@ -150,7 +154,11 @@ class Desired:
             h.update(f"T{name}|{target.exclusive}\n".encode())
             entries = self.entries[name]
             if last[0] is not entries:
-                last = (entries, _entries_text(entries))
+                order = next((o for o in pool if o.fits(entries)), None)
+                if order is None:
+                    order = SortedNumbers(entries)
+                    pool.append(order)
+                last = (entries, _entries_text(order.sorted_numbers(), order.entries_of(entries)))
             h.update(last[1])
         return h.hexdigest()
 
@@ -160,16 +168,15 @@ class Desired:
 _TAILS_KEPT = 4096
 
 
-def _entries_text(entries: Mapping[str, DesiredEntry]) -> bytes:
-    """What ``Desired.digest`` hashes of one target's entries, in number order: a line
-    ``number|expiry|reason|attrs`` each. The text after the number is made once for
-    each (expiry, reason, attrs) objects, which entries share (a million entries have a
-    few hundred expiries)."""
+def _entries_text(numbers: Iterable[str], entries: Iterable[DesiredEntry]) -> bytes:
+    """What ``Desired.digest`` hashes of one target's entries (``entries``, in the order
+    of their ``numbers``, number order): a line ``number|expiry|reason|attrs`` each. The
+    text after the number is made once for each (expiry, reason, attrs) objects, which
+    entries share (a million entries have a few hundred expiries)."""
     tails: dict[tuple[int, int, int], str] = {}
     parts: list[str] = []
     add = parts.append
-    for n in sorted(entries):
-        e = entries[n]
+    for n, e in zip(numbers, entries, strict=True):
         key = (id(e.expires), id(e.reason), id(e.attrs))  # alive, so never reused here
         tail = tails.get(key)
         if tail is None:

@@ -1,6 +1,8 @@
 """``Desired.digest``'s text of a target's entries (``desired._entries_text``, which
-formats each (expiry, reason, attrs) once) against the obvious one, a line per entry
-formatted in full: saved plans are checked against this digest, so it must not move.
+formats each (expiry, reason, attrs) once, over a ``SortedNumbers``' entries) against
+the obvious one, a line per entry formatted in full: saved plans are checked against
+this digest, so it must not move; and the digest made with the diff's sorts is the one
+made without them.
 
 Random entries whose expiries, reasons and attrs are shared objects, equal copies, or
 equal instants in other time zones (the same text from other objects)."""
@@ -17,6 +19,7 @@ from reconciler import desired as desired_mod
 from reconciler.desired import _entries_text
 from reconciler.domain import DesiredEntry
 from reconciler.expiry import iso
+from reconciler.plan import SortedNumbers
 
 NOW = dt.datetime(2026, 11, 22, tzinfo=dt.UTC)
 IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
@@ -65,10 +68,31 @@ def test_the_digest_text_is_each_entry_formatted_in_full(draws, kept):
             draws.items()
         )
     }
-    assert _entries_text(entries) == obvious_text(entries)
+    order = SortedNumbers(entries)
+    made = _entries_text(order.sorted_numbers(), order.entries_of(entries))
+    assert made == obvious_text(entries)
     saved = desired_mod._TAILS_KEPT
     desired_mod._TAILS_KEPT = kept  # the tails' cache emptied as it fills, too
     try:
-        assert _entries_text(entries) == obvious_text(entries)
+        assert _entries_text(order.sorted_numbers(), order.entries_of(entries)) == made
     finally:
         desired_mod._TAILS_KEPT = saved
+
+
+def test_the_digest_is_the_same_with_the_diffs_sorts(project) -> None:  # noqa: ANN001
+    """The digest reads each mapping from the diff's sorts where one holds its numbers
+    (one sort for a list's targets, attributes or not): the same digest as its own."""
+    from reconciler.desired import load_desired
+    from reconciler.operations.common import build_plan, select_targets
+
+    desired = load_desired(project / "blocklists")
+    alone = desired.digest()
+    targets = select_targets(desired)
+    orders: list[SortedNumbers] = []
+    empty: dict = {t.name: {} for t in targets}
+    build_plan(desired, targets, empty, empty, NOW, None, orders)
+    assert orders  # the diff's
+    made = len(orders)
+    assert desired.digest(orders) == alone
+    assert len(orders) == made  # every mapping's numbers were in one of them
+    assert desired.digest([]) == alone

@@ -214,14 +214,16 @@ def build_plan(
     managed: Mapping[str, Mapping[str, ManagedEntry]],
     now: dt.datetime,
     state: StateBackend | None,
+    orders: list[SortedNumbers] | None = None,
 ) -> Plan:
     """Diff every selected target (pure given its inputs). Targets that declare the
-    same numbers (one list's targets) share one sort of them."""
+    same numbers (one list's targets) share one sort of them, kept in ``orders`` when
+    given (for ``Desired.digest``)."""
     # the diff builds no reference cycles: the cyclic GC would only rescan the objects
     # alive, which at a million numbers are many
     with paused_gc():
         plans = []
-        shared: list[SortedNumbers] = []
+        shared: list[SortedNumbers] = orders if orders is not None else []
         for target in targets:
             caps = adapter_class(target.type).capabilities
             safety = target_safety(desired, target)

@@ -16,7 +16,7 @@ from ..connections import Connections
 from ..desired import Desired
 from ..errors import CredentialError
 from ..gcpause import frozen_heap
-from ..plan import Plan
+from ..plan import Plan, SortedNumbers
 from ..state import StateBackend
 from .common import (
     build_plan,
@@ -58,6 +58,7 @@ async def _planned(
     chosen = select_targets(desired, options.targets)
     now = options.now or dt.datetime.now(dt.UTC).replace(microsecond=0)
     state = _plan_state(desired, options, ui)
+    orders: list[SortedNumbers] = []  # the diff's sorts, which the digest reads too
     try:
         if options.refresh:
             managed = managed_of(state, chosen)
@@ -67,20 +68,22 @@ async def _planned(
             # the in-process emulators hold every live entry again (~190 MB at a million
             # numbers), and the adapters what only apply needs: gone before the diff
             del conns
-            the_plan = build_plan(desired, chosen, live, managed, now, state)
+            the_plan = build_plan(desired, chosen, live, managed, now, state, orders)
             del live, managed  # the plan keeps what it shows, not the live entries
         else:
             # no credential, no request: state stands in for every target's live state,
             # as it does for a provider that cannot list (a fork's pull request has no
             # secrets; the plan says so, and apply never takes it for the real one)
             managed = managed_of(state, chosen)
-            the_plan = build_plan(desired, chosen, dict.fromkeys(managed), managed, now, state)
+            the_plan = build_plan(
+                desired, chosen, dict.fromkeys(managed), managed, now, state, orders
+            )
             the_plan.refreshed = False
     finally:
         if state is not None:
             state.close()
     if options.digest:
-        the_plan.desired_digest = desired.digest()
+        the_plan.desired_digest = desired.digest(orders)
     return PlanResult(the_plan, desired)
 
 
