@@ -806,19 +806,22 @@ def main(argv: list[str] | None = None) -> None:
             report_replan(replan)
 
             kept = numbers[: len(numbers) - args.removes]
-            (root / "bench.yaml").write_text(list_yaml(kept))
-            phases = [
-                asyncio.run(
-                    plan_and_apply(root, servers, now, "apply 2: removes", g, py_spy=args.py_spy)
+            if args.removes:  # (--removes 0: no remove phase)
+                (root / "bench.yaml").write_text(list_yaml(kept))
+                phases = [
+                    asyncio.run(
+                        plan_and_apply(
+                            root, servers, now, "apply 2: removes", g, py_spy=args.py_spy
+                        )
+                    )
+                    for g in groups
+                ]
+                remove_phase = merge(phases, "apply 2: removes")
+                report_apply(remove_phase, "remove", args.latency, adds_of, args.removes, expiry_of)
+                replan = asyncio.run(
+                    plan_and_apply(root, servers, now, "re-plan after removes", [], apply=False)
                 )
-                for g in groups
-            ]
-            remove_phase = merge(phases, "apply 2: removes")
-            report_apply(remove_phase, "remove", args.latency, adds_of, args.removes, expiry_of)
-            replan = asyncio.run(
-                plan_and_apply(root, servers, now, "re-plan after removes", [], apply=False)
-            )
-            report_replan(replan)
+                report_replan(replan)
 
             if args.saved_adds:
                 grown = kept + extra
