@@ -94,9 +94,9 @@ import reconciler
 where = os.path.realpath(reconciler.__file__)
 if not where.startswith(os.path.realpath(os.environ["BENCH_CODE"]) + os.sep):
     sys.exit(f"reconciler imported from {where}, not from {os.environ['BENCH_CODE']}")
-from reconciler.cli import main
+import reconciler.cli
 sys.argv[0] = "blocklist"
-main()
+getattr(reconciler.cli, "entry", reconciler.cli.main)()  # the script's (main before entry)
 """
 
 

@@ -11,12 +11,15 @@ plan now; 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import datetime as dt
 import json
 import logging
+import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -1025,5 +1028,42 @@ def state_unlock(directory: Path, yes: bool) -> None:
         raise click.exceptions.Exit(1)
 
 
+def entry() -> None:
+    """The ``blocklist`` command: ``main``, then, once the command is done, an exit that
+    does not free every object one by one (mypy's ``fast_exit`` does the same): a plan
+    of 100 000 numbers spent 0.2-0.3 s of its 1.5 s on that. Only with no other thread
+    running, after the ``atexit`` handlers and with the output flushed (``exit_code``);
+    otherwise Python's usual exit."""
+    try:
+        main()
+    except SystemExit as done:
+        code = exit_code(done.code)
+        if code is not None:
+            os._exit(code)
+        raise
+
+
+def exit_code(code: object) -> int | None:
+    """The exit status ``SystemExit(code)`` means, with the output flushed and the
+    ``atexit`` handlers run; None where the process must exit as usual: a message as
+    the code (Python prints it), another thread running, output that cannot be
+    flushed (a closed pipe: Python reports it), an interpreter without the hook."""
+    if code is not None and (not isinstance(code, int) or isinstance(code, bool)):
+        return None
+    run_exit_functions = getattr(atexit, "_run_exitfuncs", None)
+    if run_exit_functions is None or threading.active_count() != 1:
+        return None
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return None
+    run_exit_functions()  # and forgets them: an exit as usual after it runs none again
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    return code or 0
+
+
 if __name__ == "__main__":  # python -m reconciler.cli
-    main()
+    entry()

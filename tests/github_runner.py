@@ -248,11 +248,11 @@ if args[:3] == ["-m", "pip", "install"]:
             "import json, os, sys\n"
             f"sys.path.insert(0, {{project!r}})\n"
             "import reconciler\n"
-            "from reconciler.cli import main\n"
+            "from reconciler.cli import entry\n"
             f"with open({tool_log!r}, 'a', encoding='utf-8') as fh:\n"
             "    fh.write(json.dumps({{'argv': sys.argv[1:], 'cwd': os.getcwd(),"
             " 'package': reconciler.__file__, 'env': sorted(os.environ)}}) + '\\n')\n"
-            "sys.exit(main())\n"
+            "sys.exit(entry())\n"
         )
     os.chmod(shim, os.stat(shim).st_mode | stat.S_IXUSR)
     with open({pip_log!r}, "a", encoding="utf-8") as fh:

@@ -170,9 +170,9 @@ def cli(*args: str, env: Mapping[str, str | None] | None = None) -> Run:
 
 
 def cli_command() -> list[str]:
-    """How to start the CLI in a subprocess (``python -m``-like; the package has no
-    ``__main__``)."""
-    return [sys.executable, "-c", "from reconciler.cli import main; main()"]
+    """How to start the CLI in a subprocess, as the ``blocklist`` script does (the
+    package has no ``__main__``)."""
+    return [sys.executable, "-c", "from reconciler.cli import entry; entry()"]
 
 
 def subprocess_cli(

@@ -8,12 +8,15 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import getpass
+import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 from click.testing import CliRunner
 
 from reconciler import ci
@@ -139,3 +142,63 @@ def test_apply_shows_its_plan_by_target_and_in_full_when_asked(project: Path) ->
     assert whole.exit_code == 0, whole.output
     assert "…and " not in whole.stdout
     assert all(f"+9198764{i:05d}" in whole.stdout for i in range(60))
+
+
+#: ``entry`` as the ``blocklist`` script runs it, with an ``atexit`` handler and an object
+#: whose finalizer says it ran (a usual exit frees it; the fast one does not)
+ENTRY = """
+import atexit, sys
+atexit.register(lambda: print("atexit ran", file=sys.stderr))
+class Noisy:
+    def __del__(self):
+        print("freed", file=sys.stderr)
+held = Noisy()
+from reconciler.cli import entry
+sys.argv = ["blocklist", *sys.argv[1:]]
+entry()
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "status"),
+    [
+        (["plan", "--format", "json"], 0),
+        (["plan", "--detailed-exitcode", "--format", "json"], 2),
+        (["plan", "-C", "nowhere"], 1),
+    ],
+)
+def test_the_command_exits_without_freeing_its_objects(
+    project: Path, args: list[str], status: int
+) -> None:
+    """Its status, all its output (a JSON plan through a pipe), the atexit handlers:
+    as a usual exit; but no object is freed one by one on the way out."""
+    env = {k: v for k, v in os.environ.items() if k not in ("GITHUB_ACTIONS", "NO_COLOR")}
+    env["PYTHONPATH"] = str(REPO)
+    proc = subprocess.run(
+        [sys.executable, "-c", ENTRY, *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == status, proc.stderr
+    assert "atexit ran" in proc.stderr and "freed" not in proc.stderr
+    if status != 1:
+        assert json.loads(proc.stdout)["targets"]
+
+
+def test_the_usual_exit_where_a_fast_one_could_lose_something() -> None:
+    from reconciler.cli import exit_code
+
+    assert exit_code("a message") is None  # Python prints it
+    assert exit_code(True) is None
+    started, release = threading.Event(), threading.Event()
+    other = threading.Thread(target=lambda: (started.set(), release.wait()))
+    other.start()
+    started.wait()
+    try:
+        assert exit_code(0) is None  # another thread still running
+    finally:
+        release.set()
+        other.join()
