@@ -154,10 +154,7 @@ class Desired:
             h.update(f"T{name}|{target.exclusive}\n".encode())
             entries = self.entries[name]
             if last[0] is not entries:
-                order = next((o for o in pool if o.fits(entries)), None)
-                if order is None:
-                    order = SortedNumbers(entries)
-                    pool.append(order)
+                order = SortedNumbers.shared(entries, pool)
                 last = (entries, _entries_text(order.sorted_numbers(), order.entries_of(entries)))
             h.update(last[1])
         return h.hexdigest()

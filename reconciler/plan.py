@@ -90,6 +90,15 @@ class SortedNumbers:
         #: id(mapping) -> (the mapping, its entries in number order)
         self._entries: dict[int, tuple[Mapping[str, DesiredEntry], list[DesiredEntry]]] = {}
 
+    @classmethod
+    def shared(cls, desired: Mapping[str, object], pool: list[SortedNumbers]) -> SortedNumbers:
+        """The sort in ``pool`` that ``fits`` ``desired``, else a new one, added to it."""
+        order = next((o for o in pool if o.fits(desired)), None)
+        if order is None:
+            order = cls(desired)
+            pool.append(order)
+        return order
+
     def __len__(self) -> int:
         return len(self._keys)
 
@@ -550,11 +559,7 @@ def plan_target(
     removes: list[Change] = []
     unmanaged: list[Change] = []
 
-    pool = shared if shared is not None else []
-    order = next((o for o in pool if o.fits(desired)), None)
-    if order is None:
-        order = SortedNumbers(desired)
-        pool.append(order)
+    order = SortedNumbers.shared(desired, shared if shared is not None else [])
     opt_outs = frozenset(n for n, e in live.items() if e.opt_out)
     expired = order.expired(desired, now)
     looked_at = desired.keys() & live.keys()

@@ -48,7 +48,7 @@ JSON document (``format_version`` 1)::
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
@@ -59,7 +59,7 @@ from ..desired import Desired
 from ..domain import DesiredEntry, LiveEntry, ManagedEntry, Target
 from ..errors import BlocklistError
 from ..expiry import iso
-from ..gcpause import frozen_heap, paused_gc
+from ..gcpause import frozen_heap, keep_alive, paused_gc
 from ..models import ProvidersFile
 from ..plan import Change, DeclaredRun, plan_target
 from ..providers import adapter_class
@@ -350,9 +350,9 @@ async def run_audit(options: AuditOptions, ui: UI | None = None) -> AuditReport:
     window = parse_window(options.window)
     # the desired state, then state's and the live entries, outlive the audit: kept out
     # of the collector's sight until the report is built (as ``run_plan`` does)
-    with frozen_heap() as freeze_more:
+    with frozen_heap():
         desired = load_frozen(options.directory)
-        return await _audited(desired, options, ui, window, freeze_more)
+        return await _audited(desired, options, ui, window)
 
 
 async def _audited(
@@ -360,7 +360,6 @@ async def _audited(
     options: AuditOptions,
     ui: UI | None,
     window: dt.timedelta,
-    freeze_more: Callable[[], None],
 ) -> AuditReport:
     state = open_run_state(desired, options.directory, create=False, write=False)
     try:
@@ -373,10 +372,9 @@ async def _audited(
     finally:
         if state is not None:
             state.close()
-    freeze_more()
+    keep_alive()  # state's entries outlive the audit too
     async with Connections(desired.config, options.directory) as conns:
-        live = await refresh_targets(conns, targets, ui)
-        freeze_more()
+        live = await refresh_targets(conns, targets, ui)  # frozen as they are read
     with paused_gc():  # an entry per number, none of them garbage (gen-2 scans: 1.2 s)
         return build_report(
             desired,

@@ -8,7 +8,6 @@ diff together.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,14 +46,12 @@ class PlanResult:
 async def run_plan(options: PlanOptions, ui: UI | None = None) -> PlanResult:
     # the desired state outlives the plan: no full collection during refresh and diff
     # need traverse its millions of objects (nor the live entries, once read)
-    with frozen_heap() as freeze_more:
+    with frozen_heap():
         desired = load_frozen(options.directory)
-        return await _planned(desired, options, ui, freeze_more)
+        return await _planned(desired, options, ui)
 
 
-async def _planned(
-    desired: Desired, options: PlanOptions, ui: UI | None, freeze_more: Callable[[], None]
-) -> PlanResult:
+async def _planned(desired: Desired, options: PlanOptions, ui: UI | None) -> PlanResult:
     chosen = select_targets(desired, options.targets)
     now = options.now or dt.datetime.now(dt.UTC).replace(microsecond=0)
     state = _plan_state(desired, options, ui)
@@ -63,8 +60,7 @@ async def _planned(
         if options.refresh:
             managed = managed_of(state, chosen)
             async with Connections(desired.config, options.directory) as conns:
-                live = await refresh_targets(conns, chosen, ui)
-                freeze_more()  # the live entries outlive the diff
+                live = await refresh_targets(conns, chosen, ui)  # frozen as they are read
             # the in-process emulators hold every live entry again (~190 MB at a million
             # numbers), and the adapters what only apply needs: gone before the diff
             del conns
