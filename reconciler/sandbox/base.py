@@ -199,7 +199,8 @@ class Emulator:
     # -- the shared request path ---------------------------------------------------
 
     def enter(self) -> float:
-        """A request arrives: count it in flight; return the latency to wait before it."""
+        """A request arrives: count it in flight; return its latency (the time from its
+        arrival to its answer)."""
         with self.lock:
             self.counters.in_flight += 1
             self.counters.max_in_flight = max(self.counters.max_in_flight, self.counters.in_flight)
@@ -289,6 +290,19 @@ class Emulator:
             raise
 
 
+def sleep_until(deadline: float) -> None:
+    """Sleep until ``time.monotonic()`` reaches ``deadline`` (not at all if it has).
+
+    An emulated latency is the time a request takes to be answered from its arrival,
+    the emulator's own work counted in it, as a provider's response time is: an
+    emulator is one Python process whose work for concurrent requests runs one at a
+    time, which no real provider does; waiting first and working after added that
+    queue to every answer (~0.6 ms an add of 100 numbers: 6 ms for ten at once)."""
+    left = deadline - time.monotonic()
+    if left > 0:
+        time.sleep(left)
+
+
 class EmulatorTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
     """Runs an emulator in-process for httpx (async and sync clients)."""
 
@@ -297,22 +311,28 @@ class EmulatorTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
         self.timeout = timeout
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        arrived = time.monotonic()
         await request.aread()
         delay = self.emulator.enter()
         try:
-            if delay:
-                await asyncio.sleep(delay)
-            return self._answer(request)
+            try:
+                return self._answer(request)
+            finally:
+                left = arrived + delay - time.monotonic()
+                if left > 0:
+                    await asyncio.sleep(left)
         finally:
             self.emulator.leave()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        arrived = time.monotonic()
         request.read()
         delay = self.emulator.enter()
         try:
-            if delay:
-                time.sleep(delay)
-            return self._answer(request)
+            try:
+                return self._answer(request)
+            finally:
+                sleep_until(arrived + delay)
         finally:
             self.emulator.leave()
 

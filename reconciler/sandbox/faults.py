@@ -31,7 +31,7 @@ def _seconds(text: str) -> float:
 class FaultSpec:
     """Rates are probabilities per request (``partial`` per number)."""
 
-    latency: float = 0.0  # seconds added to every request
+    latency: float = 0.0  # seconds from a request's arrival to its answer
     jitter: float = 0.0  # plus uniform 0..jitter seconds
     error_5xx: float = 0.0
     burst_429: float = 0.0  # chance a request starts a 429 burst lasting retry_after seconds

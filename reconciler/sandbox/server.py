@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 
-from .base import DroppedConnection, Emulator, Timeout
+from .base import DroppedConnection, Emulator, Timeout, sleep_until
 
 #: how long an injected timeout holds the connection before closing it
 TIMEOUT_HOLD_SECONDS = 35.0
@@ -34,6 +34,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # quiet: the counters say what happened
 
     def _serve(self) -> None:
+        arrived = time.monotonic()
         emulator = self.server.emulator
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
@@ -46,10 +47,11 @@ class _Handler(BaseHTTPRequestHandler):
         )
         delay = emulator.enter()
         try:
-            if delay:
-                time.sleep(delay)
             try:
-                response = emulator.process(request)
+                try:
+                    response = emulator.process(request)
+                finally:  # answered ``delay`` after it arrived, the emulator's work in it
+                    sleep_until(arrived + delay)
             except DroppedConnection:
                 self._drop()
                 return
