@@ -422,6 +422,7 @@ class Executor:
         finally:
             self._heads.done()
         sending: asyncio.Future[None] | None = None
+        preparing: asyncio.Future[None] | None = None
         if head is not None:
             self._refused(name, head.refused, actions)
             if head.batches is None and head.passed:  # its adapter opens now: cut it here
@@ -431,10 +432,15 @@ class Executor:
                 self.progress.start(name, removes + adds - len(head.refused))
                 adapter = self.connections.adapter(tp.target.provider)
                 sending = asyncio.ensure_future(self._send(tp, adapter, head.batches, actions))
+            elif head.passed:  # its first requests need its whole set-up (a probe of all its adds)
+                adapter = self.connections.adapter(tp.target.provider)
+                preparing = asyncio.ensure_future(adapter.prepare_writes())
         try:
             if sending is not None:  # a target sending nothing yet is set up before the rests
                 await self._heads.wait()
             refused, ops, batches = await self._in_setup(self._set_up, tp, managed, meta, head)
+            if preparing is not None:  # a failure is the sends' to report (they meet it)
+                await asyncio.gather(preparing, return_exceptions=True)
             self._refused(name, refused, actions)
             if ops is None:  # nothing more to send (a provider not opened yet is not opened)
                 if sending is not None:
@@ -455,9 +461,10 @@ class Executor:
             for phase in sorted({b.phase for b in batches}):
                 await self._send(tp, adapter, [b for b in batches if b.phase == phase], actions)
         except BaseException:  # the rest's set-up failed, or the run is cancelled
-            if sending is not None and not sending.done():
-                sending.cancel()
-                await asyncio.gather(sending, return_exceptions=True)
+            for task in (sending, preparing):
+                if task is not None and not task.done():
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
             raise
 
     async def _send(

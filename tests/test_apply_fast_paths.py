@@ -305,6 +305,9 @@ class CountingAdapter:
     def head_batches(self, target, removes, adds, meta):  # noqa: ANN001
         return []  # its own grouping: nothing sent before its whole set-up
 
+    async def prepare_writes(self) -> None:
+        return None
+
     def redact(self, text: str) -> str:
         return text
 
@@ -699,3 +702,108 @@ def test_a_few_removes_go_before_the_adds_are_built(tmp_path: Path, monkeypatch)
     assert events.index(sends[1]) < events.index(("rest set up",))
     assert sorted(x for e in sends if e[2] == 1 for x in e[1]) == n[2:]
     assert not report.failures
+
+
+# -- what a target's first requests need, fetched while its batches are built ---------------
+
+
+def ozonetel_apply(tmp_path: Path, monkeypatch, credentials: dict[str, str]) -> tuple:
+    """A first apply of 10 adds to a group state does not know, through a real Ozonetel
+    adapter (2 a request, 2 at once) and the emulator over loopback (20 ms latency),
+    the adapter not open before (no refresh reads Ozonetel); the rest's set-up takes
+    0.2 s. Returns (events, the report, the emulator's counters)."""
+    from reconciler.providers.ozonetel import OzonetelAdapter
+    from reconciler.sandbox.ozonetel import OzonetelEmulator
+    from reconciler.sandbox.server import serve
+
+    events: list = []
+    emulator = OzonetelEmulator(persist=False, faults="latency=20ms")
+    process = emulator.process
+
+    def noted(request):  # noqa: ANN001, ANN202
+        events.append(("request", request.url.path))
+        return process(request)
+
+    emulator.process = noted  # type: ignore[method-assign]
+    set_up = Executor._set_up
+
+    def slow(self, tp, *args):  # noqa: ANN001, ANN202
+        time.sleep(0.2)
+        events.append(("rest set up",))
+        return set_up(self, tp, *args)
+
+    monkeypatch.setattr(Executor, "_set_up", slow)
+    n = [f"+9190000003{i:02d}" for i in range(10)]
+    target = Target("ozonetel/new", "ozonetel", "ozonetel", (("group", "new-group"),))
+    tp = TargetPlan(target, True, [Change("add", x) for x in n], 0, "")
+    with serve(emulator) as url, open_state("sqlite", path=tmp_path / "state.db") as state:
+
+        async def main():  # noqa: ANN202
+            import httpx
+
+            async with httpx.AsyncClient(base_url=url) as client:
+                opened: dict[str, OzonetelAdapter] = {}
+
+                def adapter(self, name):  # noqa: ANN001, ANN202
+                    if name not in opened:
+                        options = {"batch_size": 2, "concurrency": 2}
+                        opened[name] = OzonetelAdapter(name, client, credentials, options)
+                    return opened[name]
+
+                conns = type(
+                    "Conns",
+                    (),
+                    {
+                        "adapter": adapter,
+                        "opened": lambda self, name: opened.get(name),
+                        "write_limits": lambda self, name: (2, 2),
+                    },
+                )()
+                return await Executor(conns, state).run(Plan(NOW, [tp]))
+
+        report = asyncio.run(main())
+        recorded = state.read_target(target.name)
+    return events, report, emulator.counters.to_dict(), n, recorded
+
+
+def test_ozonetels_token_is_fetched_while_its_first_batches_are_built(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A first apply to an Ozonetel group state does not know sends nothing before all
+    its batches are built (its probe is chosen from all its adds); the token every
+    request needs is generated meanwhile, not after: once, and every number is added
+    in the fewest requests."""
+    from reconciler.sandbox.ozonetel import OzonetelEmulator
+
+    events, report, counters, n, recorded = ozonetel_apply(
+        tmp_path, monkeypatch, dict(OzonetelEmulator.credentials)
+    )
+    token = ("request", "/ca_apis/CAToken/generateToken")
+    assert events.index(token) < events.index(("rest set up",))
+    assert events.count(token) == 1
+    assert not report.failures and sorted(recorded) == n
+    writes = counters["requests"]
+    # the probe (2, refused: no such group), the create (1) and its rest (1), then 4 of 2
+    assert writes["PUT /ca_apis/updateBlockNumbers"] == 6
+    assert writes["POST /ca_apis/createBlockNumber"] == 1
+
+
+def test_a_refused_token_fetched_early_fails_every_add_with_one_request_sent(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The early token generation refused (a wrong API key): every add fails with
+    Ozonetel's words and nothing else is sent (one request with the credential), as
+    when the first batch generated it."""
+    from reconciler.sandbox.ozonetel import OzonetelEmulator
+
+    credentials = {**OzonetelEmulator.credentials, "api_key": "wrong"}
+    events, report, counters, n, recorded = ozonetel_apply(tmp_path, monkeypatch, credentials)
+    assert [e for e in events if e[0] == "request"] == [
+        ("request", "/ca_apis/CAToken/generateToken")
+    ]
+    assert sorted(f.number for f in report.failures) == n and not recorded
+    reasons = {f.reason for f in report.failures}
+    assert reasons == {
+        "authentication failed: Invalid userName or apiKey",  # the batch that met it
+        "not attempted: Invalid userName or apiKey",  # the others, unsent
+    }

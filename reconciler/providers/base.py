@@ -206,6 +206,11 @@ class ProviderAdapter:
         """Carry out one batch: one request (or one per number for one-per-call removes)."""
         raise NotImplementedError
 
+    async def prepare_writes(self) -> None:
+        """Get what every write request needs first (a token to generate), so that it is
+        fetched while the executor still builds a target's batches, not before the
+        first of them. Nothing by default; a failure is left to the sends to report."""
+
     # -- HTTP helpers shared by adapters ---------------------------------------
 
     @property

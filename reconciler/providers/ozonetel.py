@@ -291,6 +291,14 @@ class OzonetelAdapter(ProviderAdapter):
 
     # -- sending -----------------------------------------------------------------------
 
+    async def prepare_writes(self) -> None:
+        """The shared token, generated now (every later request uses it) unless the
+        run has one, was refused one, or authenticates otherwise. Outside the credential
+        gate, and proving nothing by itself: a refused generation sets the error every
+        later request raises, unsent, as the gate would."""
+        if self.auth_mode == "token" and self._token is None and self._token_error is None:
+            await self._renew(None)
+
     async def send(self, target: Target, batch: Batch) -> BatchResult:
         if not batch.ops:
             return BatchResult([])
