@@ -22,6 +22,7 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -42,7 +43,10 @@ from reconciler.gcpause import frozen_heap, keep_alive
 from reconciler.plan import Change, Plan, TargetPlan
 from reconciler.policy import ProtectedRanges
 from reconciler.providers import ProviderAdapter
+from reconciler.providers.ozonetel import OzonetelAdapter
 from reconciler.providers.phonely import PhonelyAdapter
+from reconciler.sandbox.ozonetel import OzonetelEmulator
+from reconciler.sandbox.server import serve
 from reconciler.state import open_state
 from reconciler.state.base import BatchRecord
 
@@ -707,17 +711,16 @@ def test_a_few_removes_go_before_the_adds_are_built(tmp_path: Path, monkeypatch)
 # -- what a target's first requests need, fetched while its batches are built ---------------
 
 
-def ozonetel_apply(tmp_path: Path, monkeypatch, credentials: dict[str, str]) -> tuple:
+def ozonetel_apply(
+    tmp_path: Path, monkeypatch, credentials: dict[str, str], dialect: str | None = None
+) -> tuple:
     """A first apply of 10 adds to a group state does not know, through a real Ozonetel
-    adapter (2 a request, 2 at once) and the emulator over loopback (20 ms latency),
-    the adapter not open before (no refresh reads Ozonetel); the rest's set-up takes
-    0.2 s. Returns (events, the report, the emulator's counters)."""
-    from reconciler.providers.ozonetel import OzonetelAdapter
-    from reconciler.sandbox.ozonetel import OzonetelEmulator
-    from reconciler.sandbox.server import serve
-
+    adapter (2 a request, 2 at once) and the emulator in ``dialect`` over loopback (20
+    ms latency), the adapter not open before (no refresh reads Ozonetel); the rest's
+    set-up takes 0.2 s. Returns (events: requests and the rest's set-up in order, the
+    report, the emulator's counters, the numbers, what state recorded)."""
     events: list = []
-    emulator = OzonetelEmulator(persist=False, faults="latency=20ms")
+    emulator = OzonetelEmulator(persist=False, faults="latency=20ms", dialect=dialect)
     process = emulator.process
 
     def noted(request):  # noqa: ANN001, ANN202
@@ -739,8 +742,6 @@ def ozonetel_apply(tmp_path: Path, monkeypatch, credentials: dict[str, str]) -> 
     with serve(emulator) as url, open_state("sqlite", path=tmp_path / "state.db") as state:
 
         async def main():  # noqa: ANN202
-            import httpx
-
             async with httpx.AsyncClient(base_url=url) as client:
                 opened: dict[str, OzonetelAdapter] = {}
 
@@ -766,17 +767,16 @@ def ozonetel_apply(tmp_path: Path, monkeypatch, credentials: dict[str, str]) -> 
     return events, report, emulator.counters.to_dict(), n, recorded
 
 
+@pytest.mark.parametrize("dialect", sorted(OzonetelEmulator.dialects))
 def test_ozonetels_token_is_fetched_while_its_first_batches_are_built(
-    tmp_path: Path, monkeypatch
+    tmp_path: Path, monkeypatch, dialect: str
 ) -> None:
     """A first apply to an Ozonetel group state does not know sends nothing before all
     its batches are built (its probe is chosen from all its adds); the token every
     request needs is generated meanwhile, not after: once, and every number is added
     in the fewest requests."""
-    from reconciler.sandbox.ozonetel import OzonetelEmulator
-
     events, report, counters, n, recorded = ozonetel_apply(
-        tmp_path, monkeypatch, dict(OzonetelEmulator.credentials)
+        tmp_path, monkeypatch, dict(OzonetelEmulator.credentials), dialect
     )
     token = ("request", "/ca_apis/CAToken/generateToken")
     assert events.index(token) < events.index(("rest set up",))
@@ -794,8 +794,6 @@ def test_a_refused_token_fetched_early_fails_every_add_with_one_request_sent(
     """The early token generation refused (a wrong API key): every add fails with
     Ozonetel's words and nothing else is sent (one request with the credential), as
     when the first batch generated it."""
-    from reconciler.sandbox.ozonetel import OzonetelEmulator
-
     credentials = {**OzonetelEmulator.credentials, "api_key": "wrong"}
     events, report, counters, n, recorded = ozonetel_apply(tmp_path, monkeypatch, credentials)
     assert [e for e in events if e[0] == "request"] == [
