@@ -368,7 +368,11 @@ class Executor:
             names = [tp.target.name for tp in plan.targets]
             self._read = await self._writer.call(self._read_state, names)
             self._heads = _Countdown(sum(1 for tp in plan.targets if tp.has_writes()))
-            tasks = [asyncio.ensure_future(self.run_target(tp)) for tp in plan.targets]
+            # a target whose adapter is not open yet is set up first: its first request
+            # waits for a connection too (for some, a token), made meanwhile
+            opened = self.connections.opened
+            first = sorted(plan.targets, key=lambda tp: opened(tp.target.provider) is not None)
+            tasks = [asyncio.ensure_future(self.run_target(tp)) for tp in first]
             await asyncio.gather(*tasks)
             await self._writer.flush()
         except BaseException:

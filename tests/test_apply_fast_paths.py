@@ -712,13 +712,19 @@ def test_a_few_removes_go_before_the_adds_are_built(tmp_path: Path, monkeypatch)
 
 
 def ozonetel_apply(
-    tmp_path: Path, monkeypatch, credentials: dict[str, str], dialect: str | None = None
+    tmp_path: Path,
+    monkeypatch,
+    credentials: dict[str, str],
+    dialect: str | None = None,
+    other: TargetPlan | None = None,
 ) -> tuple:
     """A first apply of 10 adds to a group state does not know, through a real Ozonetel
     adapter (2 a request, 2 at once) and the emulator in ``dialect`` over loopback (20
     ms latency), the adapter not open before (no refresh reads Ozonetel); the rest's
-    set-up takes 0.2 s. Returns (events: requests and the rest's set-up in order, the
-    report, the emulator's counters, the numbers, what state recorded)."""
+    set-up takes 0.2 s. ``other``, planned before it, goes to a ``CountingAdapter``
+    open already (refreshed), its head's set-up 0.2 s. Returns (events: requests and
+    set-ups in order, the report, the emulator's counters, the numbers, what state
+    recorded)."""
     events: list = []
     emulator = OzonetelEmulator(persist=False, faults="latency=20ms", dialect=dialect)
     process = emulator.process
@@ -736,6 +742,15 @@ def ozonetel_apply(
         return set_up(self, tp, *args)
 
     monkeypatch.setattr(Executor, "_set_up", slow)
+    set_up_head = Executor._set_up_head
+
+    def slow_head(self, tp, *args):  # noqa: ANN001, ANN202
+        if other is not None and tp.target.name == other.target.name:
+            time.sleep(0.2)
+            events.append(("other head set up",))
+        return set_up_head(self, tp, *args)
+
+    monkeypatch.setattr(Executor, "_set_up_head", slow_head)
     n = [f"+9190000003{i:02d}" for i in range(10)]
     target = Target("ozonetel/new", "ozonetel", "ozonetel", (("group", "new-group"),))
     tp = TargetPlan(target, True, [Change("add", x) for x in n], 0, "")
@@ -743,7 +758,9 @@ def ozonetel_apply(
 
         async def main():  # noqa: ANN202
             async with httpx.AsyncClient(base_url=url) as client:
-                opened: dict[str, OzonetelAdapter] = {}
+                opened: dict[str, object] = {}
+                if other is not None:
+                    opened[other.target.provider] = CountingAdapter()
 
                 def adapter(self, name):  # noqa: ANN001, ANN202
                     if name not in opened:
@@ -760,7 +777,7 @@ def ozonetel_apply(
                         "write_limits": lambda self, name: (2, 2),
                     },
                 )()
-                return await Executor(conns, state).run(Plan(NOW, [tp]))
+                return await Executor(conns, state).run(Plan(NOW, [*filter(None, [other]), tp]))
 
         report = asyncio.run(main())
         recorded = state.read_target(target.name)
@@ -786,6 +803,25 @@ def test_ozonetels_token_is_fetched_while_its_first_batches_are_built(
     # the probe (2, refused: no such group), the create (1) and its rest (1), then 4 of 2
     assert writes["PUT /ca_apis/updateBlockNumbers"] == 6
     assert writes["POST /ca_apis/createBlockNumber"] == 1
+
+
+def test_a_target_not_refreshed_is_set_up_first_so_its_token_is_not_held_back(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Ozonetel is not read by a plan: its adapter is opened by the apply, and its first
+    request also waits for a connection and a token. Its head is set up before those
+    of targets planned before it (refreshed, their adapters open), so the token is
+    asked for while their heads are built, not after."""
+    numbers = [f"+9190000004{i:02d}" for i in range(6)]
+    target = Target("kaleyra/sms", "p", "phonely", (("agent_id", "bot"),))
+    other = TargetPlan(target, True, [Change("add", x) for x in numbers], 0, "")
+    events, report, counters, n, recorded = ozonetel_apply(
+        tmp_path, monkeypatch, dict(OzonetelEmulator.credentials), other=other
+    )
+    token = ("request", "/ca_apis/CAToken/generateToken")
+    assert events.index(token) < events.index(("other head set up",))
+    assert not report.failures and sorted(recorded) == n
+    assert report.done["kaleyra/sms"]["add"] == len(numbers)
 
 
 def test_a_refused_token_fetched_early_fails_every_add_with_one_request_sent(
