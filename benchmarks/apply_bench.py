@@ -238,6 +238,7 @@ class Phase:
     plan_seconds: float = 0.0
     apply_seconds: float = 0.0
     apply_cpu: float = 0.0
+    loop_cpu: float = 0.0  # the event loop's thread alone (this process's main thread)
     server_cpu: float = 0.0  # the five server processes, during the apply
     plan: Plan | None = None
     counters: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -511,9 +512,10 @@ async def plan_and_apply(
                 )
                 with Sampler(py_spy) as sampler:
                     started, cpu = time.perf_counter(), time.process_time()
-                    server_cpu = servers.cpu_seconds()
+                    loop_cpu, server_cpu = time.thread_time(), servers.cpu_seconds()
                     report = await executor.run(plan)
                     phase.apply_cpu = time.process_time() - cpu
+                    phase.loop_cpu = time.thread_time() - loop_cpu
                     phase.apply_seconds = time.perf_counter() - started
                     phase.server_cpu = servers.cpu_seconds() - server_cpu
                 phase.profile = sampler.shares()
@@ -549,13 +551,14 @@ async def saved_plan_apply(root: Path, servers: Servers, name: str) -> Phase:
         async def wrapper(*a: Any, **kw: Any) -> Any:
             if reset:  # what the execution sends, not the recompute's reads
                 servers.reset()
-            started, cpu = time.perf_counter(), time.process_time()
+            started, cpu, loop_cpu = time.perf_counter(), time.process_time(), time.thread_time()
             server_cpu = servers.cpu_seconds()
             try:
                 return await fn(*a, **kw)
             finally:
                 steps[step] = (time.perf_counter() - started, time.process_time() - cpu)
                 phase.server_cpu = servers.cpu_seconds() - server_cpu
+                phase.loop_cpu = time.thread_time() - loop_cpu
 
         return wrapper
 
@@ -699,8 +702,30 @@ def report_apply(
         )
     for r in rows:
         print(f"   {r['provider']:<9} write requests by endpoint: {r['endpoints']}")
+    report_budget(phase, rows)
     report_profile(phase.profile, phase.apply_cpu, writes_total)
     return rows
+
+
+def report_budget(phase: Phase, rows: list[dict[str, Any]]) -> None:
+    """The CPU this apply needs while every provider runs at its bound at once (each
+    provider's requests over its best time, summed, times the CPU a request took): the
+    event loop is one thread (more than 1.0 cannot be had), and the client and the
+    emulators share this machine's cores."""
+    requests = sum(r["requests"] for r in rows)
+    if not phase.loop_cpu or phase.merged != 1 or not requests:  # --isolated: no "at once"
+        return
+    rate = sum(r["requests"] / r["best"] for r in rows if r["best"])  # requests/s, at once
+    cores = os.cpu_count() or 1
+    loop, client, servers = (
+        cpu / requests * rate for cpu in (phase.loop_cpu, phase.apply_cpu, phase.server_cpu)
+    )
+    print(
+        f"   CPU with every provider at its bound at once ({rate:.0f} requests/s): the event "
+        f"loop {loop:.2f} of 1 core ({phase.loop_cpu / requests * 1000:.2f} ms a request), "
+        f"the client {client:.2f} + the servers {servers:.2f} = {client + servers:.2f} of "
+        f"{cores} cores; at 85 % of the bound, {0.85 * loop:.2f} and {0.85 * (client + servers):.2f}"
+    )
 
 
 def report_profile(profile: dict[str, Any], cpu: float, requests: int) -> None:
