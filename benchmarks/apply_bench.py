@@ -22,13 +22,16 @@ bound batch x concurrency / latency (one-per-call: concurrency / latency), from
 the executor's start to the target's last batch, the time from the executor's
 start to the first request arriving at the emulator (taken in the server
 process, on the same monotonic clock), the most requests in flight against the
-limit, and limit violations; and the client's CPU seconds (this process, all
-threads) per request. Prints figures only; it passes or fails nothing.
+limit, and limit violations; the client's CPU seconds (this process, all
+threads) per request; and the CPU (the event loop's thread, the client, the
+emulators) an apply needs to run every provider at its bound at once. Prints
+figures only; it passes or fails nothing.
 
     python benchmarks/apply_bench.py                      # 20 000 adds, 2 000 removes
     python benchmarks/apply_bench.py --adds 5000 --removes 1000 --latency 0.05
     python benchmarks/apply_bench.py --isolated           # one provider at a time
     python benchmarks/apply_bench.py --py-spy py-spy      # + where the client's CPU goes
+    python benchmarks/apply_bench.py --skip-state-writes  # adds without state writes (their cost)
 
 Goals (issue 10 and the apply performance issue): requests / minimum = 1.00,
 batched adds >= 85 % and one-per-call removes >= 90 % of the bound, the first
@@ -202,6 +205,8 @@ class TimedExecutor(Executor):
 
     #: set by the bench before each measured apply (``time.monotonic`` of its start)
     started_at = 0.0
+    #: ``--skip-state-writes``: the state thread is handed every batch but writes none
+    skip_state_writes = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -214,7 +219,8 @@ class TimedExecutor(Executor):
         def timed_record(*a: Any, **kw: Any) -> None:
             started = time.perf_counter()
             try:
-                record(*a, **kw)
+                if not self.skip_state_writes:
+                    record(*a, **kw)
             finally:
                 self.state_timer.seconds += time.perf_counter() - started
                 self.state_timer.calls += 1
@@ -792,7 +798,16 @@ def main(argv: list[str] | None = None) -> None:
         metavar="PATH",
         help="sample the client with this py-spy binary during each apply (CPU by component)",
     )
+    parser.add_argument(
+        "--skip-state-writes",
+        action="store_true",
+        help="diagnostic: record nothing in state (what its writes cost); adds only, and "
+        "the re-plan then does not know what was added",
+    )
     args = parser.parse_args(argv)
+    if args.skip_state_writes:
+        TimedExecutor.skip_state_writes = True
+        args.removes = args.saved_adds = 0  # state would not know what to remove
 
     now = dt.datetime.now(dt.UTC)  # the emulators' clocks are real: so is the plan's
     print(f"machine: {machine()}")
@@ -801,6 +816,11 @@ def main(argv: list[str] | None = None) -> None:
         f"{fmt_n(args.adds)} adds then {fmt_n(args.removes)} removes per provider, then "
         f"{fmt_n(args.saved_adds)} adds through a saved plan; targets applied "
         f"{'one at a time' if args.isolated else 'together, as apply does'}"
+        + (
+            "; state writes skipped (the re-plan does not know what was added)"
+            if args.skip_state_writes
+            else ""
+        )
     )
     rng = random.Random(SEED)
     numbers = generate_numbers(args.adds + args.saved_adds, rng, {"+18005550100"})
