@@ -15,6 +15,7 @@ import os
 import ssl
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -27,6 +28,7 @@ from .providers.base import clamped
 from .retry import DEFAULT_POLICY
 from .sandbox import Emulator, emulator_class
 from .sandbox.base import EmulatorTransport
+from .transport import AiohttpTransport
 
 SANDBOX = "sandbox"
 SANDBOX_BASE_URL = "http://sandbox.invalid"
@@ -41,6 +43,33 @@ def tls_context() -> ssl.SSLContext:
     of a provider that cannot be read is first opened by apply, and held its first
     request back by that much)."""
     return httpx.create_ssl_context()
+
+
+def provider_client(
+    base_url: str,
+    *,
+    timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+    limits: httpx.Limits | None = None,
+    headers: Mapping[str, str] | None = None,
+    verify: ssl.SSLContext | None = None,
+    **options: Any,
+) -> httpx.AsyncClient:
+    """The client of one provider instance: httpx's API over aiohttp's transport
+    (``reconciler.transport``: a request costs the event loop half the CPU), TLS as
+    ``tls_context`` unless ``verify`` says otherwise; ``options`` go to httpx (event
+    hooks, say). The adapters' tests build their clients here too, so they prove the
+    transport that runs."""
+    limits = limits or httpx.Limits()
+    verify = verify or tls_context()
+    return httpx.AsyncClient(
+        base_url=base_url,
+        timeout=timeout,
+        limits=limits,
+        headers=headers,
+        verify=verify,  # for the proxies httpx mounts from the environment
+        transport=AiohttpTransport(limits, verify),
+        **options,
+    )
 
 
 def base_url_problem(url: str) -> str | None:
@@ -198,12 +227,11 @@ class Connections:
                 headers=headers,
             )
         else:
-            client = httpx.AsyncClient(
-                base_url=inst.base_url or caps.default_base_url,
+            client = provider_client(
+                inst.base_url or caps.default_base_url,
                 timeout=timeout,
                 limits=limits,
                 headers=headers,
-                verify=tls_context(),
             )
         self._clients.append(client)
         options: dict[str, object] = {

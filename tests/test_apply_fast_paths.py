@@ -22,7 +22,6 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
-import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -37,6 +36,7 @@ from reconciler.apply import (
     _Left,
     redacted,
 )
+from reconciler.connections import provider_client
 from reconciler.domain import Batch, BatchResult, ManagedEntry, Op, Outcome, Target
 from reconciler.errors import StateError
 from reconciler.gcpause import frozen_heap, keep_alive
@@ -757,7 +757,7 @@ def ozonetel_apply(
     with serve(emulator) as url, open_state("sqlite", path=tmp_path / "state.db") as state:
 
         async def main():  # noqa: ANN202
-            async with httpx.AsyncClient(base_url=url) as client:
+            async with provider_client(url) as client:
                 opened: dict[str, object] = {}
                 if other is not None:
                     opened[other.target.provider] = CountingAdapter()

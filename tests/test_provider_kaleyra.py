@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from reconciler.connections import provider_client
 from reconciler.domain import Batch, Op, Target
 from reconciler.errors import AuthError, CredentialError, ProviderError, RetryableError
 from reconciler.providers import adapter_class
@@ -75,7 +76,7 @@ def run(plug):
     ) -> Any:
         async def main(url: str) -> Any:
             # plain-HTTP loopback: verify=False skips building a TLS context (50 ms each)
-            async with httpx.AsyncClient(base_url=url, verify=False) as client:
+            async with provider_client(url) as client:
                 adapter = KaleyraAdapter("kaleyra", client, creds or CREDS, options)
                 return await work(adapter)
 
@@ -717,7 +718,7 @@ def test_adapter_survives_a_second_event_loop(empty, run, plug):
     with plug(empty) as url:
 
         async def once(adapter: KaleyraAdapter) -> int:
-            async with httpx.AsyncClient(base_url=url) as client:
+            async with provider_client(url) as client:
                 adapter.client = client
                 return len(await adapter.refresh(SMS))
 

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from reconciler.connections import Connections
+from reconciler.connections import Connections, provider_client
 from reconciler.domain import Batch, LiveEntry, Op, Target
 from reconciler.errors import AuthError, CredentialError, ProviderError, RetryableError
 from reconciler.models import ProvidersFile
@@ -62,8 +62,8 @@ class Sandbox:
                 sent.append(request.url.path)
 
         async def main():
-            async with httpx.AsyncClient(
-                base_url=self.url, timeout=5, verify=TLS, event_hooks={"request": [note]}
+            async with provider_client(
+                self.url, timeout=5, verify=TLS, event_hooks={"request": [note]}
             ) as client:
                 adapter = Lox24Adapter("lox24", client, {"token": token}, options)
                 adapter.read_policy = policy

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from loopback import Loopback
 
+from reconciler.connections import provider_client
 from reconciler.domain import Batch, Op, Outcome, Target
 from reconciler.errors import AuthError, ProviderError, RetryableError
 from reconciler.providers import adapter_class
@@ -100,7 +101,7 @@ class Sandbox:
         async def main() -> Any:
             hooks = {"request": [record]}
             # plain HTTP on loopback: no TLS context to build (40 ms a client)
-            client = httpx.AsyncClient(base_url=self.url, event_hooks=hooks, verify=False)
+            client = provider_client(self.url, event_hooks=hooks)
             async with client:
                 adapter = OzonetelAdapter("ozonetel", client, credentials or CREDS, options)
                 return await fn(adapter)

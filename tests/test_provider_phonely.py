@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from loopback import Loopback, module_fixture
 
+from reconciler.connections import provider_client
 from reconciler.domain import Batch, Op, Target
 from reconciler.errors import AuthError, ProviderError, RetryableError
 from reconciler.numbers import parse_live
@@ -61,7 +62,7 @@ def run(
     url = LOOPBACK.plug(emulator)
 
     async def main() -> Any:
-        async with httpx.AsyncClient(base_url=url, timeout=5, verify=TLS) as client:
+        async with provider_client(url, timeout=5, verify=TLS) as client:
             adapter = PhonelyAdapter("phonely-main", client, credentials, options)
             return await body(adapter)
 

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from reconciler.connections import provider_client
 from reconciler.domain import Batch, LiveEntry, Op, Target
 from reconciler.errors import AuthError, ProviderError, RetryableError
 from reconciler.providers import adapter_class
@@ -123,7 +124,7 @@ class Served:
     ) -> T:
         async def main() -> T:
             # plain-HTTP loopback: verify=False skips building a TLS context (50 ms each)
-            async with httpx.AsyncClient(base_url=self.url, verify=False) as client:
+            async with provider_client(self.url) as client:
                 adapter = WooxyAdapter("wooxy-main", client, {"access_token": token}, options)
                 return await use(adapter)
 
