@@ -7,14 +7,13 @@ body (about 3 KB each way, as a batched add), C at once, to a minimal HTTP/1.1
 server in another process that answers each after 5 ms, through
 
 - ``httpx``: ``httpx.AsyncClient`` with its own transport (what the adapters use);
-- ``httpx+aiohttp``: the same client over ``httpx_aiohttp.AiohttpTransport``
-  (httpx's API, aiohttp's connection handling), if ``httpx-aiohttp`` is installed;
-- ``aiohttp``: ``aiohttp.ClientSession`` alone, if ``aiohttp`` is installed;
+- ``httpx+aiohttp``: the same client over ``reconciler.transport.AiohttpTransport``
+  (httpx's API, aiohttp's connections: what ``Connections`` gives the adapters);
+- ``aiohttp``: ``aiohttp.ClientSession`` alone;
 
 and prints this process's CPU per request (user + system) and requests per
-second, alternating the stacks each round. The optional stacks are not the
-project's dependencies: ``pip install aiohttp httpx-aiohttp`` to compare them.
-Prints figures only; it passes or fails nothing.
+second, alternating the stacks each round. Prints figures only; it passes or
+fails nothing.
 
     python benchmarks/http_client_cost.py                     # 3 000 requests, 4 and 10 at once
     python benchmarks/http_client_cost.py --requests 5000 --at-once 4 --rounds 5
@@ -24,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import multiprocessing
 import statistics
@@ -92,9 +90,9 @@ async def with_httpx(url: str, requests: int, at_once: int, aiohttp: bool) -> tu
     limits = httpx.Limits(max_connections=at_once, max_keepalive_connections=at_once)
     transport = None
     if aiohttp:
-        from httpx_aiohttp import AiohttpTransport
+        from reconciler.transport import AiohttpTransport
 
-        transport = AiohttpTransport(limits=limits)
+        transport = AiohttpTransport(limits)
     async with httpx.AsyncClient(base_url=url, limits=limits, transport=transport) as client:
 
         async def post() -> None:
@@ -121,19 +119,12 @@ async def with_aiohttp(url: str, requests: int, at_once: int) -> tuple[float, fl
         return await timed(post, requests, at_once)
 
 
-def stacks() -> dict[str, Callable[[str, int, int], Awaitable[tuple[float, float]]] | None]:
-    """Each stack's runner, or None where its package is not installed."""
-    has = {
-        name: importlib.util.find_spec(name) is not None for name in ("aiohttp", "httpx_aiohttp")
-    }
+def stacks() -> dict[str, Callable[[str, int, int], Awaitable[tuple[float, float]]]]:
+    """Each stack's runner."""
     return {
         "httpx": lambda url, n, c: with_httpx(url, n, c, aiohttp=False),
-        "httpx+aiohttp": (
-            (lambda url, n, c: with_httpx(url, n, c, aiohttp=True))
-            if has["aiohttp"] and has["httpx_aiohttp"]
-            else None
-        ),
-        "aiohttp": with_aiohttp if has["aiohttp"] else None,
+        "httpx+aiohttp": lambda url, n, c: with_httpx(url, n, c, aiohttp=True),
+        "aiohttp": with_aiohttp,
     }
 
 
@@ -147,9 +138,6 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     print(f"machine: {machine()}")
     runners = stacks()
-    for name, runner in runners.items():
-        if runner is None:
-            print(f"   {name}: not installed (pip install aiohttp httpx-aiohttp)")
     ports: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
     server = multiprocessing.Process(target=serve, args=(ports,), daemon=True)
     server.start()
@@ -160,10 +148,9 @@ def main(argv: list[str] | None = None) -> None:
             rate: dict[str, list[float]] = {}
             for _ in range(args.rounds):
                 for name, runner in runners.items():
-                    if runner is not None:
-                        wall, used = asyncio.run(runner(url, args.requests, at_once))
-                        cpu.setdefault(name, []).append(used / args.requests * 1000)
-                        rate.setdefault(name, []).append(args.requests / wall)
+                    wall, used = asyncio.run(runner(url, args.requests, at_once))
+                    cpu.setdefault(name, []).append(used / args.requests * 1000)
+                    rate.setdefault(name, []).append(args.requests / wall)
             print(f"\n{args.requests} requests, {at_once} at once, {args.rounds} rounds (medians):")
             print(
                 f"   {'stack':<14} {'CPU ms a request':>16}   {'each run':<30} {'requests/s':>10}"
