@@ -2,8 +2,8 @@
 
 The adapters speak httpx (requests, responses, its exceptions); what carries a
 request is swappable (``httpx.AsyncClient(transport=...)``). httpx's own transport
-(httpcore, h11, anyio) cost the event loop 1.3-1.7 ms of CPU a batched request,
-aiohttp's under the same client 0.7-0.9 (benchmarks/http_client_cost.py): with five
+(httpcore, h11, anyio) cost the event loop 1.4 ms of CPU a batched request, this
+one under the same client 0.6-0.8 (benchmarks/http_client_cost.py): with five
 providers at once the loop needed more than a core (benchmarks/README.md).
 
 Every aiohttp failure comes out as the httpx exception httpx's own transport raises
@@ -66,8 +66,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         # aiohttp sends an idempotent request (PUT, DELETE) again, unasked, when a kept
         # connection drops; every send must be the executor's (its retry policy, the
         # providers' rate limits and lockouts): httpx never does. Its own test client
-        # switches this off the same way; test_remove_resend_after_commit_then_drop
-        # fails if it ever comes back.
+        # switches this off the same way; tests/test_transport.py fails if it ever
+        # comes back.
         session._retry_connection = False
         return session
 
