@@ -53,7 +53,7 @@ def provider_client(
     headers: Mapping[str, str] | None = None,
     verify: ssl.SSLContext | None = None,
     **options: Any,
-) -> httpx.AsyncClient:
+) -> ProviderClient:
     """The client of one provider instance: httpx's API over aiohttp's transport
     (``reconciler.transport``: a request costs the event loop half the CPU), TLS as
     ``tls_context`` unless ``verify`` says otherwise; ``options`` go to httpx (event
@@ -61,7 +61,7 @@ def provider_client(
     transport that runs."""
     limits = limits or httpx.Limits()
     verify = verify or tls_context()
-    return httpx.AsyncClient(
+    return ProviderClient(
         base_url=base_url,
         timeout=timeout,
         limits=limits,
@@ -70,6 +70,55 @@ def provider_client(
         transport=AiohttpTransport(limits, verify),
         **options,
     )
+
+
+class ProviderClient(httpx.AsyncClient):
+    """httpx's client without two costs it pays on every request (~80 us of the
+    event loop's ~2 ms a batched request), each with the same outcome as httpx's:
+
+    - the request path merged with the base URL (~50 us: two URL parses) is kept
+      per path string, for as long as the base URL is the same;
+    - a response is handed to the cookie jar only when it sets a cookie (~30 us
+      building urllib's request and response views of it); ``http.cookiejar``
+      reads nothing but ``Set-Cookie`` and ``Set-Cookie2``.
+    """
+
+    #: merged URLs kept at most (a remove by id has a path of its own per number)
+    MERGED_URLS = 512
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._cookies = _ResponseCookies(self._cookies)
+        self._merged: dict[str, tuple[httpx.URL, httpx.URL]] = {}
+
+    @property  # type: ignore[override]
+    def cookies(self) -> httpx.Cookies:
+        return self._cookies
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        self._cookies = _ResponseCookies(cookies)
+
+    def _merge_url(self, url: httpx.URL | str) -> httpx.URL:
+        if type(url) is not str:
+            return super()._merge_url(url)
+        base = self.base_url
+        kept = self._merged.get(url)
+        if kept is not None and kept[0] is base:
+            return kept[1]
+        merged = super()._merge_url(url)
+        if kept is not None or len(self._merged) < self.MERGED_URLS:
+            self._merged[url] = (base, merged)
+        return merged
+
+
+class _ResponseCookies(httpx.Cookies):
+    """A jar that skips a response setting no cookie (see ``ProviderClient``)."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        headers = response.headers
+        if "set-cookie" in headers or "set-cookie2" in headers:
+            super().extract_cookies(response)
 
 
 def base_url_problem(url: str) -> str | None:

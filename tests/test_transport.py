@@ -1,4 +1,5 @@
-"""The aiohttp transport under the providers' httpx clients (reconciler/transport.py).
+"""The providers' httpx clients: aiohttp's transport under them (reconciler/transport.py)
+and ``ProviderClient``'s shortcuts (reconciler/connections.py).
 
 Each test serves one behaviour a provider's server may show over real loopback TCP
 (a raw asyncio server in a thread, so nothing of aiohttp or h11 answers) and checks
@@ -191,3 +192,63 @@ def test_a_kept_connection_carries_the_next_request() -> None:
     with serving(handler) as (url, seen):
         assert asyncio.run(main(url)) == [204, 204]
     assert len(seen) == 2 and len(connections) == 1
+
+
+# -- ProviderClient's shortcuts: the same outcome as httpx's own client ------------------
+
+
+def test_a_cookie_a_server_sets_is_sent_back_and_none_is_invented() -> None:
+    """The jar skips responses without ``Set-Cookie``; one that has it is still kept
+    (whatever the header's case), and sent with the next request."""
+
+    async def handler(reader, writer, seen) -> None:  # noqa: ANN001
+        replies = [
+            b"HTTP/1.1 204 No Content\r\nX-Set-Cookie-Not: a=1\r\n\r\n",
+            b"HTTP/1.1 204 No Content\r\nsET-cOOKIE: session=abc; Path=/\r\n\r\n",
+            b"HTTP/1.1 204 No Content\r\n\r\n",
+        ]
+        for reply in replies:
+            await read_request(reader, seen)
+            writer.write(reply)
+            await writer.drain()
+
+    async def main(url: str) -> list[dict]:
+        jars = []
+        async with provider_client(url) as client:
+            for path in ("/a", "/b", "/c"):
+                await client.get(path)
+                jars.append(dict(client.cookies))
+        return jars
+
+    with serving(handler) as (url, seen):
+        jars = asyncio.run(main(url))
+    assert jars == [{}, {"session": "abc"}, {"session": "abc"}]
+    cookies = [
+        [line for line in raw.split(b"\r\n") if line.lower().startswith(b"cookie:")] for raw in seen
+    ]
+    assert cookies == [[], [], [b"cookie: session=abc"]]
+
+
+BASES = ["http://127.0.0.1:8080", "http://127.0.0.1:8080/", "https://h.example/api/v2"]
+PATHS = ["/v3/add", "v3/add", "/groups/7/phones?x=1", "", "/a%20b/é", "https://other.example/x"]
+
+
+@pytest.mark.parametrize("base", BASES)
+def test_a_merged_url_is_httpxs_own_every_time_and_after_the_base_changes(base: str) -> None:
+    ours = provider_client(base)
+    theirs = httpx.AsyncClient(base_url=base)
+    for _ in range(2):  # the second time from what was kept
+        for path in PATHS:
+            assert ours.build_request("GET", path).url == theirs.build_request("GET", path).url
+    assert ours._merge_url("/v3/add") is ours._merge_url("/v3/add")  # kept, not merged again
+    ours.base_url = theirs.base_url = "http://127.0.0.1:9/other/"
+    for path in PATHS:
+        assert ours.build_request("GET", path).url == theirs.build_request("GET", path).url
+
+
+def test_the_merged_urls_kept_are_bounded() -> None:
+    """A remove by id has a path per number: those are merged, not all kept."""
+    client = provider_client("http://127.0.0.1:8080")
+    for i in range(client.MERGED_URLS * 3):
+        assert str(client.build_request("DELETE", f"/phones/{i}").url).endswith(f"/phones/{i}")
+    assert len(client._merged) == client.MERGED_URLS
