@@ -475,10 +475,24 @@ class Executor:
         self, tp: TargetPlan, adapter: ProviderAdapter, batches: list[Batch], actions: _Actions
     ) -> None:
         """``batches``, up to the adapter's concurrency at once: the workers take the next
-        batch as each one frees (the adapter's semaphore caps what is in flight)."""
+        batch as each one frees (the adapter's semaphore caps what is in flight). The
+        workers start a turn of the event loop apart: all started in one turn, each
+        request would wait to be written (its body is, in a later turn) until all of
+        them, and every other target's, were built (a first request at 60-130 ms
+        instead of 20-70 in apply_bench)."""
         pulled = iter(batches)
-        workers = min(adapter.concurrency, len(batches))
-        await asyncio.gather(*(self._work(tp, adapter, pulled, actions) for _ in range(workers)))
+        workers: list[asyncio.Future[None]] = []
+        try:
+            for _ in range(min(adapter.concurrency, len(batches))):
+                if workers:
+                    await asyncio.sleep(0)
+                workers.append(asyncio.ensure_future(self._work(tp, adapter, pulled, actions)))
+            await asyncio.gather(*workers)
+        except BaseException:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
 
     async def _work(
         self, tp: TargetPlan, adapter: ProviderAdapter, batches: Iterator[Batch], actions: _Actions

@@ -708,6 +708,48 @@ def test_a_few_removes_go_before_the_adds_are_built(tmp_path: Path, monkeypatch)
     assert not report.failures
 
 
+class TickingPhonely(RecordingPhonely):
+    """Phonely batching 2 a request, 4 at once; at its first send, starts noting every
+    turn of the event loop (a "tick" each) until the run ends."""
+
+    def __init__(self, events: list) -> None:
+        options = {"batch_size": 2, "concurrency": 4}
+        PhonelyAdapter.__init__(self, "p", None, {"api_key": "k"}, options)  # type: ignore[arg-type]
+        self.events = events
+        self.ticking: asyncio.Task | None = None
+
+    async def send(self, target, batch):  # noqa: ANN001
+        if self.ticking is None:
+            self.ticking = asyncio.ensure_future(self._tick())
+        return await super().send(target, batch)
+
+    async def _tick(self) -> None:
+        while True:
+            self.events.append(("tick",))
+            await asyncio.sleep(0)
+
+
+def test_a_targets_first_requests_are_started_a_turn_of_the_loop_apart(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Each of a target's first requests is built in a turn of the event loop of its
+    own, so the one before it is written meanwhile (its body is written in a later
+    turn, after every callback ready before), not after all of them are built."""
+    events: list = []
+    adapter = TickingPhonely(events)
+    conns = recording_connections(adapter, monkeypatch)
+    conns.write_limits = lambda name: (2, 4)  # type: ignore[attr-defined]
+    changes = [Change("add", f"+9190000005{i:02d}") for i in range(40)]
+    tp = TargetPlan(Target("p/a", "p", "phonely", (("agent_id", "a"),)), True, changes, 0, "")
+    with open_state("sqlite", path=tmp_path / "state.db") as state:
+        report = asyncio.run(Executor(conns, state).run(Plan(NOW, [tp])))
+    assert adapter.ticking is not None and not report.failures
+    adapter.ticking.cancel()
+    first_round = [i for i, e in enumerate(events) if e[0] == "send"][:4]
+    for before, after in zip(first_round, first_round[1:], strict=False):
+        assert ("tick",) in events[before:after], events[: first_round[-1] + 1]
+
+
 # -- what a target's first requests need, fetched while its batches are built ---------------
 
 
