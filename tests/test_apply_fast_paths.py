@@ -27,6 +27,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.apply import (
+    MORE_ROUNDS,
     SWITCH_INTERVAL,
     Executor,
     Guard,
@@ -569,6 +570,7 @@ def batch_key(batch: Batch) -> tuple:
     added=st.lists(st.sampled_from(EXPIRIES_SEEN), max_size=40),
     known_group=st.booleans(),
     first=st.integers(1, 30),
+    following=st.integers(0, 30),
 )
 def test_head_and_rest_batches_are_the_batches_of_everything(
     type_name: str,
@@ -578,11 +580,13 @@ def test_head_and_rest_batches_are_the_batches_of_everything(
     added: list,
     known_group: bool,
     first: int,
+    following: int,
 ) -> None:
     """Apply sends ``head_batches`` of a target's first ops (its first removes, or its
-    first adds when it has none) before the rest is built, then ``batches`` of the rest
-    (the head's ops in none of its batches first): together, exactly the requests
-    ``batches`` makes of everything (no extra one, the same numbers each), the head's
+    first adds when it has none) before the rest is built, then ``head_batches`` of what
+    that head left and the ``following`` ops of its kind (its next rounds), then
+    ``batches`` of the rest (what the heads left first): together, exactly the requests
+    ``batches`` makes of everything (no extra one, the same numbers each), the heads'
     all at the first phase of everything."""
     from reconciler.providers import adapter_class
     from reconciler.sandbox import emulator_class
@@ -601,19 +605,25 @@ def test_head_and_rest_batches_are_the_batches_of_everything(
     everything = adapter.batches(target, removes, adds, meta)
 
     kind = removes or adds
-    taken = kind[:first]
-    head_removes, head_adds = (taken, []) if removes else ([], taken)
-    head = adapter.head_batches(target, head_removes, head_adds, meta)
-    in_head = {id(op) for b in head for op in b.ops}
-    left = [op for op in taken if id(op) not in in_head]
-    if removes:
-        rest = adapter.batches(target, left + removes[first:], adds, meta)
-    else:
-        rest = adapter.batches(target, [], left + adds[first:], meta)
 
-    assert Counter(map(batch_key, head + rest)) == Counter(map(batch_key, everything))
-    if head:
-        assert {b.phase for b in head} == {min(b.phase for b in everything)}
+    def cut(ops: list[Op]) -> tuple[list[Batch], list[Op]]:
+        """``head_batches`` of these ops of the head's kind, and the ops in none."""
+        head_removes, head_adds = (ops, []) if removes else ([], ops)
+        batches = adapter.head_batches(target, head_removes, head_adds, meta)
+        in_head = {id(op) for b in batches for op in b.ops}
+        return batches, [op for op in ops if id(op) not in in_head]
+
+    head, left = cut(kind[:first])
+    more, left = cut(left + kind[first : first + following])
+    taken = first + following
+    if removes:
+        rest = adapter.batches(target, left + removes[taken:], adds, meta)
+    else:
+        rest = adapter.batches(target, [], left + adds[taken:], meta)
+
+    assert Counter(map(batch_key, head + more + rest)) == Counter(map(batch_key, everything))
+    if head or more:
+        assert {b.phase for b in head + more} == {min(b.phase for b in everything)}
 
 
 class RecordingPhonely(PhonelyAdapter):
@@ -683,6 +693,42 @@ def test_a_head_goes_first_and_the_rest_sends_each_number_once(tmp_path: Path, m
     assert sorted(f.number for f in report.failures) == sorted([n[2], n[13]])
 
 
+def test_a_heads_next_rounds_go_before_the_rest_and_each_number_once(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The head's next ``MORE_ROUNDS`` rounds are set up before any target's rest (which
+    takes long) and sent meanwhile; refusals and repeats at their edges are handled
+    once each: every number the guard lets through is sent exactly once, in the fewest
+    requests, and each refused one is one failure."""
+    events: list = []
+    conns = recording_connections(RecordingPhonely(events), monkeypatch)
+    n = [f"+9190000007{i:02d}" for i in range(60)]
+    following = 4 * (1 + MORE_ROUNDS)  # the ops the head and its next rounds take
+    # a repeat of a head's number in the next rounds, one of theirs just after them,
+    # and a refused number inside them and just after them
+    adds = [*n[:6], n[1], *n[6:following], n[following - 2], *n[following:50]]
+    protected = frozenset({n[9], n[following]})
+    tp = TargetPlan(
+        Target("p/a", "p", "phonely", (("agent_id", "a"),)),
+        True,
+        [Change("add", x) for x in adds],
+        0,
+        "",
+    )
+    with open_state("sqlite", path=tmp_path / "state.db") as state:
+        executor = Executor(conns, state, guard=Guard(protected=protected))
+        report = asyncio.run(executor.run(Plan(NOW, [tp])))
+    sends = [e for e in events if e[0] == "send"]
+    early = sends[: events.index(("rest set up",))]
+    # the head's first ops and its next rounds', screened, all sent before the rest
+    screened = [x for x in dict.fromkeys(adds[:following]) if x not in protected]
+    assert [x for e in early for x in e[1]] == screened
+    sent = [x for e in sends for x in e[1]]
+    assert sorted(sent) == sorted(set(adds) - protected)
+    assert len(sends) == -(-len(sent) // 2)
+    assert sorted(f.number for f in report.failures) == sorted(protected)
+
+
 class OnePerCallPhonely(RecordingPhonely):
     """The same, removing one number a request (as Wooxy and LOX24 do)."""
 
@@ -745,7 +791,9 @@ def test_a_targets_first_requests_are_started_a_turn_of_the_loop_apart(
         report = asyncio.run(Executor(conns, state).run(Plan(NOW, [tp])))
     assert adapter.ticking is not None and not report.failures
     adapter.ticking.cancel()
-    first_round = [i for i, e in enumerate(events) if e[0] == "send"][:4]
+    head = {c.number for c in changes[:8]}  # its first round: 4 requests of 2
+    first_round = [i for i, e in enumerate(events) if e[0] == "send" and head.issuperset(e[1])]
+    assert len(first_round) == 4
     for before, after in zip(first_round, first_round[1:], strict=False):
         assert ("tick",) in events[before:after], events[: first_round[-1] + 1]
 
