@@ -33,6 +33,12 @@ from .transport import AiohttpTransport
 SANDBOX = "sandbox"
 SANDBOX_BASE_URL = "http://sandbox.invalid"
 DEFAULT_TIMEOUT = 30.0
+#: seconds an idle connection to a provider is kept (httpx's default is 5): a plan
+#: reads the providers at once, and one read in a second waits for another read for
+#: minutes, then for the plan's comparison; its apply then had to connect again
+#: (each connection a few turns of a busy event loop, and a TLS handshake). A server
+#: that closes one first is seen doing so; one closed as a request goes is retried.
+KEEPALIVE_S = 60.0
 
 
 @functools.cache
@@ -265,7 +271,11 @@ class Connections:
         timeout = httpx.Timeout(inst.timeout or DEFAULT_TIMEOUT, connect=10.0)
         # every request of an adapter holds one of its ``concurrency`` slots: as many
         # connections suffice, and each spare idle one is probed (a poll) per request
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        limits = httpx.Limits(
+            max_connections=concurrency,
+            max_keepalive_connections=concurrency,
+            keepalive_expiry=KEEPALIVE_S,
+        )
         headers = {"User-Agent": f"blocklist/{__version__}"}
         if inst.base_url == SANDBOX:
             emulator = self.emulator(name)

@@ -252,3 +252,47 @@ def test_the_merged_urls_kept_are_bounded() -> None:
     for i in range(client.MERGED_URLS * 3):
         assert str(client.build_request("DELETE", f"/phones/{i}").url).endswith(f"/phones/{i}")
     assert len(client._merged) == client.MERGED_URLS
+
+
+def test_a_providers_connection_outlives_httpxs_keep_alive(tmp_path) -> None:  # noqa: ANN001
+    """A provider read early in a plan waits for the others and for the comparison
+    before its apply: its connection idle for longer than httpx's 5 s is used again."""
+    from reconciler.connections import Connections
+    from reconciler.models import ProvidersFile
+
+    connections: list = []
+
+    async def handler(reader, writer, seen) -> None:  # noqa: ANN001
+        connections.append(writer)
+        while True:
+            await read_request(reader, seen)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]")
+            await writer.drain()
+
+    async def main(url: str) -> None:
+        config = ProvidersFile.model_validate(
+            {
+                "version": 1,
+                "providers": {
+                    "p": {
+                        "type": "phonely",
+                        "base_url": url,
+                        "credentials": {
+                            "api_key": {"env": "PHONELY_KEY"},
+                            "uid": {"env": "PHONELY_UID"},
+                        },
+                    }
+                },
+            }
+        )
+        async with Connections(
+            config, tmp_path, {"PHONELY_KEY": "key", "PHONELY_UID": "uid"}
+        ) as conns:
+            client = conns.adapter("p").client
+            await client.get("/a")
+            await asyncio.sleep(5.5)
+            await client.get("/b")
+
+    with serving(handler) as (url, seen):
+        asyncio.run(main(url))
+    assert len(seen) == 2 and len(connections) == 1
