@@ -545,9 +545,9 @@ class Executor:
         self, tp: TargetPlan, managed: Collection[str], meta: Mapping[str, str], head: _Head
     ) -> _Head | None:
         """(The set-up thread.) The target's next ``MORE_ROUNDS`` rounds of requests of
-        the head's kind, set up once every head is, before any target's rest: the rests
-        take ~50 ms each a 20 000 ops, one after another, and the target set up last sat
-        idle for 0.3 s between its first round and its second. A head of every op taken
+        the head's kind, set up once every head is, before any target's rest: a rest
+        takes ~50 ms per 20 000 ops, the rests one after another, and the target set up
+        last sat idle for 0.3 s between its first round and its second. A head of every op taken
         so far (None if the head took them all): its batches are those the adapter
         fixes from what the head left and the next ops, screened as the rest is."""
         adapter = self.connections.opened(tp.target.provider)

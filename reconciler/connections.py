@@ -34,10 +34,11 @@ SANDBOX = "sandbox"
 SANDBOX_BASE_URL = "http://sandbox.invalid"
 DEFAULT_TIMEOUT = 30.0
 #: seconds an idle connection to a provider is kept (httpx's default is 5): a plan
-#: reads the providers at once, and one read in a second waits for another read for
-#: minutes, then for the plan's comparison; its apply then had to connect again
-#: (each connection a few turns of a busy event loop, and a TLS handshake). A server
-#: that closes one first is seen doing so; one closed as a request goes is retried.
+#: reads every provider at once, and the connections of a read done in seconds sit
+#: idle while another takes minutes, then through the plan's comparison; the apply
+#: then had to connect again (each connection a few turns of a busy event loop, and
+#: a TLS handshake). A server that closes one first is seen doing so; one closed just
+#: as a request goes fails that request as a dropped connection, which is retried.
 KEEPALIVE_S = 60.0
 
 
