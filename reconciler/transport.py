@@ -58,7 +58,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
             limit=self._limits.max_connections or 0,
-            keepalive_timeout=self._limits.keepalive_expiry or 0,
+            keepalive_timeout=self._limits.keepalive_expiry,  # None: never idles out, as in httpx
             ssl=self._ssl,
         )
         # proxies are httpx's concern (it mounts its own transport for them)

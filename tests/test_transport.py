@@ -296,3 +296,26 @@ def test_a_providers_connection_outlives_httpxs_keep_alive(tmp_path) -> None:  #
     with serving(handler) as (url, seen):
         asyncio.run(main(url))
     assert len(seen) == 2 and len(connections) == 1
+
+
+def test_no_keep_alive_expiry_keeps_connections_as_httpx_does() -> None:
+    """httpx's ``keepalive_expiry=None`` is "never expires from idling": the next
+    request goes on the same connection (0 would make aiohttp never reuse one)."""
+    connections: list = []
+
+    async def handler(reader, writer, seen) -> None:  # noqa: ANN001
+        connections.append(writer)
+        while True:
+            await read_request(reader, seen)
+            writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+            await writer.drain()
+
+    async def main(url: str) -> None:
+        limits = httpx.Limits(max_connections=1, keepalive_expiry=None)
+        async with provider_client(url, limits=limits) as client:
+            for path in ("/a", "/b", "/c"):
+                assert (await client.get(path)).status_code == 204
+
+    with serving(handler) as (url, seen):
+        asyncio.run(main(url))
+    assert len(seen) == 3 and len(connections) == 1
