@@ -627,11 +627,13 @@ def test_head_and_rest_batches_are_the_batches_of_everything(
 
 
 class RecordingPhonely(PhonelyAdapter):
-    """Phonely's batching (2 a request, 2 at once), a send that confirms everything and
-    notes each batch and whether the target's rest was set up by then."""
+    """Phonely's batching (2 a request, ``concurrency`` at once, 2 unless told), a send
+    that confirms everything and notes each batch and whether the target's rest was set
+    up by then."""
 
-    def __init__(self, events: list) -> None:
-        super().__init__("p", None, {"api_key": "k"}, {"batch_size": 2, "concurrency": 2})  # type: ignore[arg-type]
+    def __init__(self, events: list, concurrency: int = 2) -> None:
+        options = {"batch_size": 2, "concurrency": concurrency}
+        super().__init__("p", None, {"api_key": "k"}, options)  # type: ignore[arg-type]
         self.events = events
 
     async def send(self, target, batch):  # noqa: ANN001
@@ -759,9 +761,7 @@ class TickingPhonely(RecordingPhonely):
     turn of the event loop (a "tick" each) until the run ends."""
 
     def __init__(self, events: list) -> None:
-        options = {"batch_size": 2, "concurrency": 4}
-        PhonelyAdapter.__init__(self, "p", None, {"api_key": "k"}, options)  # type: ignore[arg-type]
-        self.events = events
+        super().__init__(events, concurrency=4)
         self.ticking: asyncio.Task | None = None
 
     async def send(self, target, batch):  # noqa: ANN001
