@@ -437,7 +437,13 @@ class Sampler:
 #: (component, substrings of a frame's file) in the order they are matched
 COMPONENTS = (
     ("state: SQLite and its encoding", ("reconciler/state/", "sqlite3")),
-    ("httpx / httpcore / h11 / anyio", ("httpx/", "httpcore/", "h11/", "anyio/", "sniffio")),
+    (
+        "HTTP client: httpx, aiohttp (our transport)",
+        (
+            *("httpx/", "httpcore/", "h11/", "anyio/", "sniffio"),
+            *("aiohttp/", "yarl/", "multidict/", "reconciler/transport.py"),
+        ),
+    ),
     ("asyncio loop and sockets", ("asyncio/", "selectors.py", "socket.py", "ssl.py")),
     ("retry (tenacity)", ("tenacity/", "reconciler/retry.py")),
     ("JSON", ("json/",)),
@@ -449,7 +455,7 @@ COMPONENTS = (
 INCLUSIVE = (
     ("ProviderAdapter.request (one HTTP request)", "request (reconciler/providers/base.py"),
     ("httpx AsyncClient.send", "send (httpx/_client.py"),
-    ("state record_batch", "record_batch ("),
+    ("state record_batches (every write)", "record_batches ("),
     ("Executor.record (outcomes -> state)", "record (reconciler/apply.py"),
     ("Guard.refusal", "refusal (reconciler/apply.py"),
     ("adapter.batches", "batches (reconciler/providers/"),
