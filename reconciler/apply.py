@@ -34,7 +34,7 @@ from tenacity import RetryCallState
 from .connections import Connections
 from .domain import Applied, Batch, BatchResult, ManagedEntry, Op, Outcome, Target
 from .errors import AuthError, ProviderError, RetryableError
-from .gcpause import frozen_heap, paused_gc
+from .gcpause import frozen_heap, keep_alive, paused_gc
 from .operations.ui import Progress, QuietProgress, Stop
 from .plan import DeclaredRun, Plan, TargetPlan, runs_of
 from .policy import ProtectedRanges
@@ -441,6 +441,7 @@ class Executor:
             else:
                 managed = self.state.read_target(name).keys()
             out[name] = (managed, self.state.target_meta(name))
+        keep_alive()  # state's entries live as long as the run
         return out
 
     async def _in_setup(self, fn: Callable[..., T], *args: Any) -> T:
@@ -527,6 +528,7 @@ class Executor:
             if batches is None:  # its adapter was opened only now (no refresh before): here
                 with paused_gc():
                     batches = adapter.batches(tp.target, *ops, meta)
+                    keep_alive()
             if sending is None:
                 self.progress.start(name, sum(len(b.ops) for b in batches))
             else:  # the rest of the head's phase goes along with what the head still sends
@@ -608,6 +610,7 @@ class Executor:
             adapter = self.connections.opened(tp.target.provider)
             if adapter is not None:
                 head.cut(adapter, tp.target, meta)
+            keep_alive()  # (every set-up) its ops live as long as the plan
         return head
 
     def _set_up_more(
@@ -629,6 +632,7 @@ class Executor:
             passed, refused = self.screen(tp, own, managed, {op.number for op in head.taken})
             following = _Head(head.taken + own, refused, head.left + passed, head.removes)
             following.cut(adapter, tp.target, meta)
+            keep_alive()
         return following
 
     def _set_up(
@@ -658,12 +662,14 @@ class Executor:
                 )
                 removes, adds = head.join(head.left + own, other)
             refused += more
-            if not removes and not adds:
-                return refused, None, None
             adapter = self.connections.opened(tp.target.provider)
-            if adapter is None:
-                return refused, (removes, adds), None
-            return refused, (removes, adds), adapter.batches(tp.target, removes, adds, meta)
+            batches = None
+            if adapter is not None and (removes or adds):
+                batches = adapter.batches(tp.target, removes, adds, meta)
+            keep_alive()
+        if not removes and not adds:
+            return refused, None, None
+        return refused, (removes, adds), batches
 
     def screen(
         self,
