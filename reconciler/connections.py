@@ -28,7 +28,6 @@ from .providers.base import clamped
 from .retry import DEFAULT_POLICY
 from .sandbox import Emulator, emulator_class
 from .sandbox.base import EmulatorTransport
-from .transport import AiohttpTransport
 
 SANDBOX = "sandbox"
 SANDBOX_BASE_URL = "http://sandbox.invalid"
@@ -66,6 +65,10 @@ def provider_client(
     ``tls_context`` unless ``verify`` says otherwise; ``options`` go to httpx (event
     hooks, say). The adapters' tests build their clients here too, so they prove the
     transport that runs."""
+    # here, not at the top: aiohttp builds its TLS contexts as it is imported (~115 ms and
+    # 9 MiB of a 100 000-number plan), and a sandbox's clients answer in process
+    from .transport import AiohttpTransport
+
     limits = limits or httpx.Limits()
     verify = verify or tls_context()
     return ProviderClient(
@@ -244,6 +247,10 @@ class Connections:
         self.adapters: dict[str, ProviderAdapter] = {}
         self.emulators: dict[str, Emulator] = {}
         self._clients: list[httpx.AsyncClient] = []
+        if any(inst.base_url != SANDBOX for inst in config.providers.values()):
+            # aiohttp's import (``provider_client``) now, where a provider is reached
+            # over the network: not in the way of the first request of an apply
+            from . import transport  # noqa: F401
 
     def opened(self, name: str) -> ProviderAdapter | None:
         """The adapter of provider instance ``name`` if it is open already, else None
