@@ -69,6 +69,20 @@ async def read_request(reader: asyncio.StreamReader, seen: list) -> bytes:
     return head + body
 
 
+def answering_each(reply: bytes, connections: list) -> Handler:
+    """A handler answering every request of a connection with ``reply``, each
+    connection noted in ``connections`` (how many the client opened)."""
+
+    async def handler(reader, writer, seen) -> None:  # noqa: ANN001
+        connections.append(writer)
+        while True:
+            await read_request(reader, seen)
+            writer.write(reply)
+            await writer.drain()
+
+    return handler
+
+
 def call(url: str, method: str = "PUT", timeout: float = 5.0) -> httpx.Response:
     async def main() -> httpx.Response:
         async with provider_client(url, timeout=timeout) as client:
@@ -177,13 +191,7 @@ def test_nobody_listening_is_a_connect_error() -> None:
 def test_a_kept_connection_carries_the_next_request() -> None:
     """Keep-alive: two requests in a row share one connection."""
     connections: list = []
-
-    async def handler(reader, writer, seen) -> None:  # noqa: ANN001
-        connections.append(writer)
-        for _ in range(2):
-            await read_request(reader, seen)
-            writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
-            await writer.drain()
+    handler = answering_each(b"HTTP/1.1 204 No Content\r\n\r\n", connections)
 
     async def main(url: str) -> list[int]:
         async with provider_client(url) as client:
@@ -261,13 +269,7 @@ def test_a_providers_connection_outlives_httpxs_keep_alive(tmp_path) -> None:  #
     from reconciler.models import ProvidersFile
 
     connections: list = []
-
-    async def handler(reader, writer, seen) -> None:  # noqa: ANN001
-        connections.append(writer)
-        while True:
-            await read_request(reader, seen)
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]")
-            await writer.drain()
+    handler = answering_each(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]", connections)
 
     async def main(url: str) -> None:
         config = ProvidersFile.model_validate(
@@ -302,13 +304,7 @@ def test_no_keep_alive_expiry_keeps_connections_as_httpx_does() -> None:
     """httpx's ``keepalive_expiry=None`` is "never expires from idling": the next
     request goes on the same connection (0 would make aiohttp never reuse one)."""
     connections: list = []
-
-    async def handler(reader, writer, seen) -> None:  # noqa: ANN001
-        connections.append(writer)
-        while True:
-            await read_request(reader, seen)
-            writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
-            await writer.drain()
+    handler = answering_each(b"HTTP/1.1 204 No Content\r\n\r\n", connections)
 
     async def main(url: str) -> None:
         limits = httpx.Limits(max_connections=1, keepalive_expiry=None)
