@@ -34,7 +34,7 @@ from tenacity import RetryCallState
 from .connections import Connections
 from .domain import Applied, Batch, BatchResult, ManagedEntry, Op, Outcome, Target
 from .errors import AuthError, ProviderError, RetryableError
-from .gcpause import frozen_heap, keep_alive, paused_gc
+from .gcpause import built_to_last, frozen_heap, keep_alive
 from .operations.ui import Progress, QuietProgress, Stop
 from .plan import DeclaredRun, Plan, TargetPlan, runs_of
 from .policy import ProtectedRanges
@@ -526,9 +526,8 @@ class Executor:
                 return
             adapter = self.connections.adapter(tp.target.provider)
             if batches is None:  # its adapter was opened only now (no refresh before): here
-                with paused_gc():
+                with built_to_last():
                     batches = adapter.batches(tp.target, *ops, meta)
-                    keep_alive()
             if sending is None:
                 self.progress.start(name, sum(len(b.ops) for b in batches))
             else:  # the rest of the head's phase goes along with what the head still sends
@@ -602,7 +601,7 @@ class Executor:
         first = (1 if removes and caps.remove_one_per_call else batch) * width
         if removes + adds <= first:  # a few ops: the whole set-up is as quick
             return None
-        with paused_gc():
+        with built_to_last():
             head_removes, head_adds = tp.write_ops(first)
             taken = head_removes or head_adds
             passed, refused = self.screen(tp, taken, managed)
@@ -610,7 +609,6 @@ class Executor:
             adapter = self.connections.opened(tp.target.provider)
             if adapter is not None:
                 head.cut(adapter, tp.target, meta)
-            keep_alive()  # (every set-up) its ops live as long as the plan
         return head
 
     def _set_up_more(
@@ -625,14 +623,13 @@ class Executor:
         adapter = self.connections.opened(tp.target.provider)
         assert adapter is not None and head.batches is not None  # it sends: it is cut
         count = len(head.taken)
-        with paused_gc():
+        with built_to_last():
             own, _ = head.rest(*tp.write_ops(count * (1 + MORE_ROUNDS)))
             if not own:
                 return None
             passed, refused = self.screen(tp, own, managed, {op.number for op in head.taken})
             following = _Head(head.taken + own, refused, head.left + passed, head.removes)
             following.cut(adapter, tp.target, meta)
-            keep_alive()
         return following
 
     def _set_up(
@@ -647,7 +644,7 @@ class Executor:
         (pure) if the target's adapter is open already (the plan's refresh opened it):
         (the refused ops, the (removes, adds) left, None if none; their batches, None
         if the adapter was not open). The head's ops not in its batches go first."""
-        with paused_gc():  # tens of thousands of new ops, none of them garbage
+        with built_to_last():  # tens of thousands of new ops, as long-lived as the plan
             removes, adds = tp.write_ops()
             if head is None:
                 (removes, refused), (adds, more) = (
@@ -662,14 +659,12 @@ class Executor:
                 )
                 removes, adds = head.join(head.left + own, other)
             refused += more
+            if not removes and not adds:
+                return refused, None, None
             adapter = self.connections.opened(tp.target.provider)
-            batches = None
-            if adapter is not None and (removes or adds):
-                batches = adapter.batches(tp.target, removes, adds, meta)
-            keep_alive()
-        if not removes and not adds:
-            return refused, None, None
-        return refused, (removes, adds), batches
+            if adapter is None:
+                return refused, (removes, adds), None
+            return refused, (removes, adds), adapter.batches(tp.target, removes, adds, meta)
 
     def screen(
         self,

@@ -36,6 +36,16 @@ def paused_gc() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def built_to_last() -> Iterator[None]:
+    """``paused_gc()`` for objects that outlive the block, frozen (``keep_alive``) before
+    the collector is back on: its first young collection would otherwise traverse
+    every one of them, and the one promoting them again."""
+    with paused_gc():
+        yield
+        keep_alive()
+
+
+@contextlib.contextmanager
 def rare_full_collections(factor: int = 10) -> Iterator[None]:
     """Full collections ``factor`` times rarer inside the block (as they were after the
     last of the blocks running, which may overlap: concurrent refreshes). Young

@@ -40,7 +40,7 @@ from reconciler.apply import (
 from reconciler.connections import provider_client
 from reconciler.domain import Batch, BatchResult, ManagedEntry, Op, Outcome, Target
 from reconciler.errors import StateError
-from reconciler.gcpause import frozen_heap, keep_alive
+from reconciler.gcpause import built_to_last, frozen_heap, keep_alive
 from reconciler.plan import Change, Plan, TargetPlan
 from reconciler.policy import ProtectedRanges
 from reconciler.providers import ProviderAdapter
@@ -488,6 +488,18 @@ def test_keep_alive_freezes_only_inside_a_frozen_heap_of_ours() -> None:
         assert gc.get_freeze_count() == before
     finally:
         gc.unfreeze()
+
+
+def test_what_is_built_to_last_is_built_without_the_collector_and_frozen() -> None:
+    gc.collect()
+    with frozen_heap():
+        with built_to_last():
+            assert not gc.isenabled()
+            made = [[i] for i in range(1000)]
+        assert gc.isenabled()
+        tracked = {id(o) for o in gc.get_objects()}
+        assert not any(id(x) in tracked for x in made)
+    assert gc.get_freeze_count() == 0
 
 
 def test_a_refresh_keeps_each_targets_live_entries_out_of_the_collectors_sight() -> None:

@@ -21,7 +21,7 @@ from ..connections import Connections, work_dir
 from ..desired import Desired, load_desired
 from ..domain import LiveEntry, ManagedEntry, Target
 from ..errors import BlocklistError, CredentialError, StateError
-from ..gcpause import keep_alive, paused_gc, rare_full_collections
+from ..gcpause import built_to_last, keep_alive, paused_gc, rare_full_collections
 from ..models import ProvidersFile, Safety
 from ..plan import Plan, SortedNumbers, TargetPlan, plan_target
 from ..policy import list_share_reasons, max_removes_reason
@@ -154,9 +154,8 @@ def load_frozen(directory: Path) -> Desired:
     """``load_desired``, frozen at once inside a ``frozen_heap`` block (it outlives the
     run), before the collector is back on: its first young collection would otherwise
     traverse every object the load built (0.3 s of a million numbers)."""
-    with paused_gc():
+    with built_to_last():
         desired = load_desired(directory, str(directory))
-        keep_alive()
     return desired
 
 
