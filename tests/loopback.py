@@ -3,8 +3,10 @@
 Starting and stopping a ``reconciler.sandbox.server`` per test costs a thread, a port
 and a shutdown poll, so a module shares one server and each test plugs its own
 emulator in (``loopback.plug(emulator)`` returns the base URL). Requests still go
-over real HTTP on 127.0.0.1: the server only calls ``enter``/``process``/``leave``,
-and ``Loopback`` forwards them to the emulator plugged in last.
+over real HTTP on 127.0.0.1. Each connection is answered by the emulator plugged in
+when it was opened: a request the last test's client wrote just before it hung up (a
+cancelled page) may reach the server after the next test plugged its own in, and must
+not be counted there.
 
 The ``loopback`` fixture in ``conftest.py`` gives each module its own served
 ``Loopback``. A module whose plain helper functions (not fixtures) reach the server
@@ -17,9 +19,10 @@ holds one at module level instead and serves it with ``module_fixture``::
 from __future__ import annotations
 
 import contextlib
+import socket
+import threading
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from reconciler.sandbox.base import Emulator
@@ -31,14 +34,32 @@ class Loopback:
 
     def __init__(self, type_name: str = "loopback") -> None:
         self.type_name = type_name  # names the server thread
-        self.emulator: Emulator | None = None
+        self.emulator: Emulator | None = None  # what answers connections opened now
         self.url = ""  # the base URL while serving
+        self._next: Emulator | None = None
+        self._marker: object = None  # the address of the connection that switches
+        self._switched = threading.Event()
 
     # -- what a test calls --------------------------------------------------------------
 
     def plug(self, emulator: Emulator) -> str:
-        """Serve ``emulator`` from now on; returns the server's base URL."""
-        self.emulator = emulator
+        """Serve ``emulator`` on the connections opened from now on; returns the base URL.
+
+        The server accepts connections in the order they were opened, so one opened
+        here marks the switch: those accepted before it keep the emulator they had.
+        """
+        if not self.url:
+            self.emulator = emulator
+            return self.url
+        host, port = self.url.removeprefix("http://").rsplit(":", 1)
+        self._next = emulator
+        self._switched.clear()
+        with socket.socket() as marker:
+            marker.bind((host, 0))
+            self._marker = marker.getsockname()
+            marker.connect((host, int(port)))
+            if not self._switched.wait(10):
+                raise RuntimeError("the loopback server did not accept a connection in 10 s")
         return self.url
 
     @contextlib.contextmanager
@@ -49,7 +70,7 @@ class Loopback:
     @contextlib.contextmanager
     def serving(self) -> Iterator[Loopback]:
         """Serve on a free loopback port for the duration of the block."""
-        with serve(self) as url:  # type: ignore[arg-type]  # duck-typed: enter/process/leave
+        with serve(self) as url:  # type: ignore[arg-type]  # duck-typed: for_connection
             self.url = url
             try:
                 yield self
@@ -58,19 +79,14 @@ class Loopback:
 
     # -- what the server calls ----------------------------------------------------------
 
-    def _current(self) -> Emulator:
+    def for_connection(self, client_address: object) -> Emulator:
+        """The emulator of a connection just accepted (the server's thread calls this)."""
+        if client_address == self._marker:
+            self.emulator, self._marker = self._next, None
+            self._switched.set()
         if self.emulator is None:
             raise RuntimeError("no emulator plugged into the loopback server")
         return self.emulator
-
-    def enter(self) -> float:
-        return self._current().enter()
-
-    def process(self, request: httpx.Request) -> httpx.Response:
-        return self._current().process(request)
-
-    def leave(self) -> None:
-        self._current().leave()
 
 
 def module_fixture(loopback: Loopback, *, autouse: bool = True):

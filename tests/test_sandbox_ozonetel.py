@@ -31,23 +31,17 @@ class FakeClock:
         return self.now
 
 
-@pytest.fixture(scope="module")
-def http(loopback) -> Iterator[httpx.Client]:
-    """One keep-alive client for the module's loopback server."""
-    with httpx.Client(base_url=loopback.url) as client:
-        yield client
-
-
 @pytest.fixture
-def running(loopback, http):
-    """``running(**emulator_kwargs)`` -> (emulator, client over loopback HTTP, clock)."""
+def running(loopback):
+    """``running(**emulator_kwargs)`` -> (emulator, client over loopback HTTP, clock); a
+    client each (a connection is answered by the emulator plugged in when it opened)."""
 
     @contextlib.contextmanager
     def start(**kwargs) -> Iterator[tuple[OzonetelEmulator, httpx.Client, FakeClock]]:
         clock = kwargs.pop("clock", FakeClock())
         emulator = OzonetelEmulator(clock=clock, **kwargs)
-        loopback.plug(emulator)
-        yield emulator, http, clock
+        with httpx.Client(base_url=loopback.plug(emulator)) as client:
+            yield emulator, client, clock
 
     return start
 

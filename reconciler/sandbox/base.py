@@ -198,6 +198,11 @@ class Emulator:
 
     # -- the shared request path ---------------------------------------------------
 
+    def for_connection(self, client_address: object) -> Emulator:
+        """What answers a connection the server just accepted: this emulator. (The tests'
+        shared server answers each with the emulator plugged in when it was opened.)"""
+        return self
+
     def enter(self) -> float:
         """A request arrives: count it in flight; return its latency (the time from its
         arrival to its answer)."""

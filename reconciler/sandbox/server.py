@@ -35,7 +35,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         arrived = time.monotonic()
-        emulator = self.server.emulator
+        emulator = self.server.serving[self.request]
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         host, port = self.server.server_address[:2]
@@ -97,6 +97,17 @@ class _EmulatorServer(ThreadingHTTPServer):
         super().__init__(address, _Handler)
         self.emulator = emulator
         self.timeout_hold = timeout_hold
+        self.serving: dict[object, Emulator] = {}  # connection -> what answers it
+
+    def process_request(self, request: object, client_address: object) -> None:
+        """Bind each connection to its emulator here, in the order of accepting them: its
+        thread, and so its first request, may come much later."""
+        self.serving[request] = self.emulator.for_connection(client_address)
+        super().process_request(request, client_address)  # type: ignore[arg-type]
+
+    def shutdown_request(self, request: object) -> None:
+        self.serving.pop(request, None)
+        super().shutdown_request(request)  # type: ignore[arg-type]
 
 
 class LoopbackServer:
